@@ -1,0 +1,49 @@
+// The kernel interface. Two implementations: `reference.ts` (plain TypeScript, the
+// definition of what each kernel computes) and `native.ts` (the C addon, SIMD + threads).
+// Tests run both on random inputs and require agreement within 1e-4 relative.
+
+export interface MatmulArgs {
+  /** Raw GGML data of a weight matrix, row-major: [nOut, nIn] in blocks of `type`. */
+  w: Uint8Array;
+  type: number; // GgmlType
+  nOut: number;
+  nIn: number;
+  /** Activations [T, nIn]. */
+  x: Float32Array;
+  T: number;
+  /** Output [T, nOut]: y[t, o] = dot(w[o, :], x[t, :]). */
+  y: Float32Array;
+}
+
+/**
+ * Attention of a batch of queries over one layer's KV cache.
+ * Rows of the cache carry their own (seq, pos); a query row t may attend to a cache row r
+ * (of its KV head h) iff visible[qSeq[t] * nSeqMax + rowSeq[h, r]] and rowPos[h, r] <= qPos[t].
+ * The mask is derived from those arrays here, never materialised as a [T, nRows] matrix.
+ */
+export interface AttentionArgs {
+  q: Float32Array; // [T, nHeads, headDim] (RoPE already applied)
+  k: Float32Array; // [nKvHeads, cap, headDim]
+  v: Float32Array; // [nKvHeads, cap, headDim]
+  rowSeq: Int32Array; // [nKvHeads, cap]
+  rowPos: Int32Array; // [nKvHeads, cap]
+  nRows: Int32Array; // [nKvHeads] rows in use per KV head (rows 0..nRows[h]-1)
+  cap: number;
+  qSeq: Int32Array; // [T]
+  qPos: Int32Array; // [T]
+  visible: Uint8Array; // [nSeqMax, nSeqMax] visible[querySeq * nSeqMax + keySeq]
+  nSeqMax: number;
+  T: number;
+  nHeads: number;
+  nKvHeads: number; // query head i uses KV head floor(i / (nHeads / nKvHeads))
+  headDim: number;
+  scale: number; // usually 1 / sqrt(headDim)
+  out: Float32Array; // [T, nHeads, headDim]; a query row that sees no key gets zeros
+}
+
+export interface Kernels {
+  readonly name: "native" | "typescript";
+  matmul(a: MatmulArgs): void;
+  attention(a: AttentionArgs): void;
+  setThreads(n: number): void;
+}
