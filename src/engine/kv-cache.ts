@@ -1,0 +1,248 @@
+// The KV cache. Each row carries its own (seq, pos); the attention mask follows from them and
+// from a sequence visibility matrix, so "chunk c sees only itself" and "the question sees every
+// kept chunk" are both just data. Rows are stored per (layer, KV head) so that token eviction
+// may keep different rows in different heads; the GQA layout is kept (KV is never expanded to
+// all query heads). Keys are stored after RoPE: removing rows never re-rotates anything.
+//
+// Verbs, after llama.cpp's llama-kv-cells (half-open position ranges [p0, p1)):
+//   seqRemove(seq, p0, p1)   drop a sequence's rows in a position range (all layers and heads)
+//   keepRows(l, h, rows)     keep only the given rows of one layer's KV head (eviction)
+//   seqCopy(src, dst)        duplicate a sequence's rows under another id
+//   seqMove(src, dst)        relabel a sequence's rows (merges src into dst)
+//   setVisible(q, k)         let sequence q attend to the rows of sequence k
+
+export interface KvLayer {
+  k: Float32Array; // [nKvHeads, cap, headDim]
+  v: Float32Array; // [nKvHeads, cap, headDim]
+  rowSeq: Int32Array; // [nKvHeads, cap]
+  rowPos: Int32Array; // [nKvHeads, cap]
+  nRows: Int32Array; // [nKvHeads]
+}
+
+export class KvCache {
+  readonly layers: KvLayer[] = [];
+  readonly visible: Uint8Array; // [nSeqMax, nSeqMax], visible[querySeq * nSeqMax + keySeq]
+  cap: number;
+
+  constructor(
+    readonly nLayers: number,
+    readonly nKvHeads: number,
+    readonly headDim: number,
+    readonly nSeqMax = 64,
+    initialCap = 256,
+  ) {
+    this.cap = Math.max(1, initialCap);
+    for (let l = 0; l < nLayers; l++) this.layers.push(this.allocLayer(this.cap));
+    this.visible = new Uint8Array(nSeqMax * nSeqMax);
+    for (let s = 0; s < nSeqMax; s++) this.visible[s * nSeqMax + s] = 1;
+  }
+
+  private allocLayer(cap: number): KvLayer {
+    return {
+      k: new Float32Array(this.nKvHeads * cap * this.headDim),
+      v: new Float32Array(this.nKvHeads * cap * this.headDim),
+      rowSeq: new Int32Array(this.nKvHeads * cap),
+      rowPos: new Int32Array(this.nKvHeads * cap),
+      nRows: new Int32Array(this.nKvHeads),
+    };
+  }
+
+  private checkSeq(seq: number) {
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.nSeqMax) throw new Error(`sequence id ${seq} is outside [0, ${this.nSeqMax})`);
+  }
+
+  /** Most rows held by any (layer, head). */
+  maxRows(): number {
+    let m = 0;
+    for (const L of this.layers) for (let h = 0; h < this.nKvHeads; h++) m = Math.max(m, L.nRows[h]);
+    return m;
+  }
+
+  /** Rows held by (layer, head); with eviction these differ. */
+  rows(l: number, h: number): number {
+    return this.layers[l].nRows[h];
+  }
+
+  /** Bytes allocated for K and V (what a memory budget counts). */
+  bytes(): number {
+    return this.nLayers * 2 * this.nKvHeads * this.cap * this.headDim * 4;
+  }
+
+  /** Makes room for `n` more rows in every (layer, head). */
+  reserve(n: number): void {
+    const need = this.maxRows() + n;
+    if (need <= this.cap) return;
+    this.resize(Math.max(need, Math.ceil(this.cap * 1.5)));
+  }
+
+  /** Releases unused capacity (after a sequence is removed, say). */
+  shrinkToFit(): void {
+    this.resize(Math.max(1, this.maxRows()));
+  }
+
+  private resize(cap: number) {
+    const hd = this.headDim;
+    for (let l = 0; l < this.nLayers; l++) {
+      const old = this.layers[l];
+      const L = this.allocLayer(cap);
+      for (let h = 0; h < this.nKvHeads; h++) {
+        const n = old.nRows[h];
+        L.k.set(old.k.subarray(h * this.cap * hd, (h * this.cap + n) * hd), h * cap * hd);
+        L.v.set(old.v.subarray(h * this.cap * hd, (h * this.cap + n) * hd), h * cap * hd);
+        L.rowSeq.set(old.rowSeq.subarray(h * this.cap, h * this.cap + n), h * cap);
+        L.rowPos.set(old.rowPos.subarray(h * this.cap, h * this.cap + n), h * cap);
+        L.nRows[h] = n;
+      }
+      this.layers[l] = L;
+    }
+    this.cap = cap;
+  }
+
+  /**
+   * Appends T rows to every head of layer l. k, v: [T, nKvHeads, headDim]; seq, pos: [T].
+   * Precondition: reserve(T) was called for this batch (the forward pass does it once).
+   */
+  append(l: number, k: Float32Array, v: Float32Array, seq: Int32Array, pos: Int32Array, T: number): void {
+    const L = this.layers[l];
+    const hd = this.headDim;
+    const stride = this.nKvHeads * hd;
+    for (let h = 0; h < this.nKvHeads; h++) {
+      const n = L.nRows[h];
+      if (n + T > this.cap) throw new Error(`KV cache append of ${T} rows without reserve (cap ${this.cap}, rows ${n})`);
+      for (let t = 0; t < T; t++) {
+        const cell = h * this.cap + n + t;
+        L.k.set(k.subarray(t * stride + h * hd, t * stride + (h + 1) * hd), cell * hd);
+        L.v.set(v.subarray(t * stride + h * hd, t * stride + (h + 1) * hd), cell * hd);
+        L.rowSeq[cell] = seq[t];
+        L.rowPos[cell] = pos[t];
+      }
+      L.nRows[h] = n + T;
+    }
+  }
+
+  /** Keeps the rows of (l, h) for which keep(row) is true, in order. Returns how many were removed. */
+  private filterRows(l: number, h: number, keep: (cell: number) => boolean): number {
+    const L = this.layers[l];
+    const hd = this.headDim;
+    const base = h * this.cap;
+    const n = L.nRows[h];
+    let w = 0;
+    for (let r = 0; r < n; r++) {
+      const cell = base + r;
+      if (!keep(cell)) continue;
+      if (w !== r) {
+        const dst = base + w;
+        L.k.copyWithin(dst * hd, cell * hd, (cell + 1) * hd);
+        L.v.copyWithin(dst * hd, cell * hd, (cell + 1) * hd);
+        L.rowSeq[dst] = L.rowSeq[cell];
+        L.rowPos[dst] = L.rowPos[cell];
+      }
+      w++;
+    }
+    L.nRows[h] = w;
+    return n - w;
+  }
+
+  /** Removes the rows of `seq` (every sequence if seq < 0) with p0 <= pos < p1. */
+  seqRemove(seq: number, p0 = 0, p1 = Infinity): number {
+    if (seq >= 0) this.checkSeq(seq);
+    let removed = 0;
+    for (let l = 0; l < this.nLayers; l++) {
+      const L = this.layers[l];
+      for (let h = 0; h < this.nKvHeads; h++) {
+        removed += this.filterRows(l, h, (c) => !((seq < 0 || L.rowSeq[c] === seq) && L.rowPos[c] >= p0 && L.rowPos[c] < p1));
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Token eviction: keeps only rows `keep` (ascending row indices into the current rows of (l, h)).
+   * Kept rows keep their (seq, pos) and their already-rotated keys.
+   */
+  keepRows(l: number, h: number, keep: ArrayLike<number>): void {
+    const n = this.layers[l].nRows[h];
+    for (let i = 0; i < keep.length; i++) {
+      if (keep[i] < 0 || keep[i] >= n || (i > 0 && keep[i] <= keep[i - 1])) {
+        throw new Error(`keepRows(layer ${l}, head ${h}): rows must be ascending indices in [0, ${n}), got ${keep[i]} at ${i}`);
+      }
+    }
+    const base = h * this.cap;
+    let j = 0;
+    this.filterRows(l, h, (cell) => {
+      if (j < keep.length && keep[j] === cell - base) {
+        j++;
+        return true;
+      }
+      return false;
+    });
+  }
+
+  /** Appends a copy of `src`'s rows labelled `dst` (all layers and heads). */
+  seqCopy(src: number, dst: number): void {
+    this.checkSeq(src);
+    this.checkSeq(dst);
+    let count = 0;
+    for (const L of this.layers) {
+      for (let h = 0; h < this.nKvHeads; h++) {
+        let c = 0;
+        for (let r = 0; r < L.nRows[h]; r++) if (L.rowSeq[h * this.cap + r] === src) c++;
+        count = Math.max(count, c);
+      }
+    }
+    this.reserve(count);
+    const hd = this.headDim;
+    for (const L of this.layers) {
+      for (let h = 0; h < this.nKvHeads; h++) {
+        const base = h * this.cap;
+        const n = L.nRows[h];
+        let w = n;
+        for (let r = 0; r < n; r++) {
+          const cell = base + r;
+          if (L.rowSeq[cell] !== src) continue;
+          const dstCell = base + w++;
+          L.k.copyWithin(dstCell * hd, cell * hd, (cell + 1) * hd);
+          L.v.copyWithin(dstCell * hd, cell * hd, (cell + 1) * hd);
+          L.rowSeq[dstCell] = dst;
+          L.rowPos[dstCell] = L.rowPos[cell];
+        }
+        L.nRows[h] = w;
+      }
+    }
+  }
+
+  /** Relabels `src`'s rows as `dst`: the two sequences become one. */
+  seqMove(src: number, dst: number): void {
+    this.checkSeq(src);
+    this.checkSeq(dst);
+    for (const L of this.layers) {
+      for (let h = 0; h < this.nKvHeads; h++) {
+        for (let r = 0; r < L.nRows[h]; r++) if (L.rowSeq[h * this.cap + r] === src) L.rowSeq[h * this.cap + r] = dst;
+      }
+    }
+  }
+
+  setVisible(querySeq: number, keySeq: number, on = true): void {
+    this.checkSeq(querySeq);
+    this.checkSeq(keySeq);
+    this.visible[querySeq * this.nSeqMax + keySeq] = on ? 1 : 0;
+  }
+
+  /** Largest position held for `seq` in any layer and head, or -1. */
+  seqPosMax(seq: number): number {
+    let m = -1;
+    for (const L of this.layers) {
+      for (let h = 0; h < this.nKvHeads; h++) {
+        for (let r = 0; r < L.nRows[h]; r++) {
+          const c = h * this.cap + r;
+          if (L.rowSeq[c] === seq && L.rowPos[c] > m) m = L.rowPos[c];
+        }
+      }
+    }
+    return m;
+  }
+
+  clear(): void {
+    for (const L of this.layers) L.nRows.fill(0);
+  }
+}

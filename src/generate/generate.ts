@@ -1,0 +1,67 @@
+// Generation: prefill the prompt as one batch, then decode one token at a time (a batch of one).
+// Prefill and decode speed are measured separately.
+
+import { sequenceBatch } from "../engine/batch.js";
+import type { KvCache } from "../engine/kv-cache.js";
+import type { Model } from "../model/model.js";
+import { Sampler, type SamplerOptions } from "./sampler.js";
+
+export interface GenerateOptions extends SamplerOptions {
+  maxTokens?: number; // default 64
+  stopTokens?: Iterable<number>; // generation ends after emitting one of these (not included)
+  cache?: KvCache; // default: a fresh cache
+  seq?: number;
+  onToken?: (token: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerateResult {
+  tokens: number[]; // generated ids (stop token excluded)
+  promptTokens: number;
+  stoppedBy: "stop" | "length" | "abort";
+  prefillSeconds: number;
+  decodeSeconds: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+const now = () => performance.now() / 1000;
+
+export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
+  if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token");
+  const maxTokens = o.maxTokens ?? 64;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${maxTokens}`);
+  const sampler = new Sampler(o);
+  const stop = new Set(o.stopTokens ?? []);
+  const seq = o.seq ?? 0;
+  const cache = o.cache ?? model.newCache({ capacity: prompt.length + maxTokens });
+
+  const t0 = now();
+  let pos = cache.seqPosMax(seq) + 1;
+  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }));
+  pos += prompt.length;
+  const t1 = now();
+
+  const tokens: number[] = [];
+  let stoppedBy: GenerateResult["stoppedBy"] = "length";
+  while (tokens.length < maxTokens) {
+    if (o.signal?.aborted) { stoppedBy = "abort"; break; }
+    const next = sampler.sample(logits);
+    if (stop.has(next)) { stoppedBy = "stop"; break; }
+    tokens.push(next);
+    o.onToken?.(next);
+    if (tokens.length === maxTokens) break;
+    logits = model.forward(cache, sequenceBatch([next], { seq, pos0: pos++ }));
+  }
+  const t2 = now();
+  const decoded = Math.max(0, tokens.length - 1); // the first token comes from the prefill logits
+  return {
+    tokens,
+    promptTokens: prompt.length,
+    stoppedBy,
+    prefillSeconds: t1 - t0,
+    decodeSeconds: t2 - t1,
+    prefillTokensPerSecond: prompt.length / (t1 - t0),
+    decodeTokensPerSecond: decoded > 0 ? decoded / (t2 - t1) : 0,
+  };
+}

@@ -1,0 +1,99 @@
+// Plain TypeScript kernels: the definition of what each kernel computes, and the fallback when
+// the native addon cannot be built. Written for clarity first, but with no allocation inside
+// the loops (scratch buffers are reused) so the fallback stays usable.
+
+import { TYPE_TRAITS } from "../gguf/types.js";
+import { dequantizeRow, quantizeRowX86, vecDotType } from "../tensor/quant.js";
+import type { AttentionArgs, Kernels, MatmulArgs } from "./types.js";
+
+let scratch = new Float32Array(0);
+let scratchBytes = new Uint8Array(0);
+
+function f32Scratch(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch;
+}
+
+/**
+ * Rounds activations the way llama.cpp's CPU backend does before a dot product: converted to
+ * the weight type's "vec dot type" (F16, BF16, Q8_0 or Q8_K) and back. x: [T, nIn] -> out.
+ * The x86 variant of Q8_0 (ties to even) is what llama.cpp's x64 CPU builds run.
+ */
+export function roundActivations(type: number, x: Float32Array, T: number, nIn: number, out: Float32Array): void {
+  const dotType = vecDotType(type);
+  const traits = TYPE_TRAITS.get(dotType)!;
+  const bytes = (nIn / traits.blockSize) * traits.typeSize;
+  if (scratchBytes.length < bytes) scratchBytes = new Uint8Array(bytes);
+  for (let t = 0; t < T; t++) {
+    quantizeRowX86(dotType, x, t * nIn, nIn, scratchBytes, 0);
+    dequantizeRow(dotType, scratchBytes, 0, nIn, out, t * nIn);
+  }
+}
+
+export function matmulReference({ w, type, nOut, nIn, x, T, y }: MatmulArgs): void {
+  const traits = TYPE_TRAITS.get(type)!;
+  const rowBytes = (nIn / traits.blockSize) * traits.typeSize;
+  const buf = f32Scratch(T * nIn + nIn);
+  const xr = buf.subarray(0, T * nIn); // [T, nIn] activations as the dot product sees them
+  const wr = buf.subarray(T * nIn, T * nIn + nIn); // [nIn] one dequantized weight row
+  roundActivations(type, x, T, nIn, xr);
+  for (let o = 0; o < nOut; o++) {
+    dequantizeRow(type, w, o * rowBytes, nIn, wr, 0);
+    for (let t = 0; t < T; t++) {
+      let acc = 0;
+      const base = t * nIn;
+      for (let i = 0; i < nIn; i++) acc += wr[i] * xr[base + i];
+      y[t * nOut + o] = acc;
+    }
+  }
+}
+
+let scores = new Float64Array(0);
+
+export function attentionReference(a: AttentionArgs): void {
+  const { q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads, nKvHeads, headDim, scale, out } = a;
+  const group = nHeads / nKvHeads;
+  if (scores.length < cap) scores = new Float64Array(cap);
+  for (let t = 0; t < T; t++) {
+    const visRow = qSeq[t] * nSeqMax;
+    for (let hq = 0; hq < nHeads; hq++) {
+      const h = Math.floor(hq / group);
+      const qOff = (t * nHeads + hq) * headDim;
+      const n = nRows[h];
+      let max = -Infinity;
+      for (let r = 0; r < n; r++) {
+        const cell = h * cap + r;
+        if (!visible[visRow + rowSeq[cell]] || rowPos[cell] > qPos[t]) {
+          scores[r] = -Infinity;
+          continue;
+        }
+        const kOff = cell * headDim;
+        let dot = 0;
+        for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
+        scores[r] = dot * scale;
+        if (scores[r] > max) max = scores[r];
+      }
+      out.fill(0, qOff, qOff + headDim);
+      if (max === -Infinity) continue; // sees no key
+      let sum = 0;
+      for (let r = 0; r < n; r++) {
+        const p = scores[r] === -Infinity ? 0 : Math.exp(scores[r] - max);
+        scores[r] = p;
+        sum += p;
+      }
+      for (let r = 0; r < n; r++) {
+        const p = scores[r] / sum;
+        if (p === 0) continue;
+        const vOff = (h * cap + r) * headDim;
+        for (let i = 0; i < headDim; i++) out[qOff + i] += p * v[vOff + i];
+      }
+    }
+  }
+}
+
+export const referenceKernels: Kernels = {
+  name: "typescript",
+  matmul: matmulReference,
+  attention: attentionReference,
+  setThreads: () => {},
+};

@@ -1,0 +1,217 @@
+// The transformer forward pass over a batch (llama / qwen2). Reads top to bottom like the paper:
+//   h   = x + attn(rmsnorm(x), cache)      attention is the only step that mixes tokens
+//   out = h + ffn(rmsnorm(h))              SwiGLU: down(silu(gate(x)) * up(x))
+// Everything method-specific (local positions, independent chunks, a question that sees several
+// chunks, evicted rows) arrives through the batch (pos, seqId) and the KV cache (rows + visibility).
+// Numerics follow llama.cpp's CPU backend where it matters for logit parity (f32 RoPE angles built
+// by repeated multiplication, activations rounded to the weight's dot type inside matmul).
+
+import type { Batch } from "../engine/batch.js";
+import { sliceBatch } from "../engine/batch.js";
+import type { KvCache } from "../engine/kv-cache.js";
+import type { Kernels } from "../kernels/types.js";
+import { dequantizeRow } from "../tensor/quant.js";
+import { rowBytes } from "../gguf/types.js";
+import type { ModelConfig } from "./config.js";
+import type { Matrix, ModelWeights } from "./weights.js";
+
+/** Called after each layer's attention with that layer's query rows (for attention probes). */
+export type AttentionObserver = (layer: number, q: Float32Array, batch: Batch, cache: KvCache) => void;
+
+export interface ForwardOptions {
+  observer?: AttentionObserver;
+}
+
+/** Activation buffers for up to `maxTokens` tokens per step, allocated once and reused. */
+export class Workspace {
+  x: Float32Array; // [B, dim] residual stream
+  xn: Float32Array; // [B, dim] normalised input of a block
+  q: Float32Array; // [B, nHeads * headDim]
+  k: Float32Array; // [B, nKvHeads * headDim]
+  v: Float32Array; // [B, nKvHeads * headDim]
+  att: Float32Array; // [B, nHeads * headDim]
+  gate: Float32Array; // [B, nFf]
+  up: Float32Array; // [B, nFf]
+  tmp: Float32Array; // [B, dim]
+  cos: Float32Array; // [B, ropeDim / 2]
+  sin: Float32Array; // [B, ropeDim / 2]
+
+  constructor(readonly c: ModelConfig, readonly maxTokens: number) {
+    const B = maxTokens;
+    this.x = new Float32Array(B * c.dim);
+    this.xn = new Float32Array(B * c.dim);
+    this.q = new Float32Array(B * c.nHeads * c.headDim);
+    this.k = new Float32Array(B * c.nKvHeads * c.headDim);
+    this.v = new Float32Array(B * c.nKvHeads * c.headDim);
+    this.att = new Float32Array(B * c.nHeads * c.headDim);
+    this.gate = new Float32Array(B * c.nFf);
+    this.up = new Float32Array(B * c.nFf);
+    this.tmp = new Float32Array(B * c.dim);
+    this.cos = new Float32Array((B * c.ropeDim) / 2);
+    this.sin = new Float32Array((B * c.ropeDim) / 2);
+  }
+}
+
+// ---- small ops (cheap next to matmul and attention, so they stay in TypeScript) ----
+
+/** y[t] = x[t] / rms(x[t]) * w, rms with eps; as ggml: sum of squares in double, scale in float. */
+export function rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void {
+  for (let t = 0; t < T; t++) {
+    const o = t * dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += x[o + i] * x[o + i];
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(ss / dim) + eps))));
+    for (let i = 0; i < dim; i++) y[o + i] = Math.fround(x[o + i] * scale) * w[i];
+  }
+}
+
+/** RoPE angles per token and frequency, as ggml builds them: theta *= base^(-2/ropeDim) in f32. */
+export function ropeTables(c: ModelConfig, pos: Int32Array, T: number, ropeFreqs: Float32Array | null, cos: Float32Array, sin: Float32Array): void {
+  const half = c.ropeDim / 2;
+  const thetaScale = Math.fround(Math.pow(c.ropeBase, Math.fround(-2 / c.ropeDim)));
+  for (let t = 0; t < T; t++) {
+    let theta = Math.fround(pos[t]);
+    for (let i = 0; i < half; i++) {
+      const extrap = ropeFreqs ? Math.fround(theta / ropeFreqs[i]) : theta;
+      const angle = Math.fround(c.ropeFreqScale * extrap);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+      theta = Math.fround(theta * thetaScale);
+    }
+  }
+}
+
+/** Rotates the first ropeDim dims of each of nH heads of x: [T, nH, headDim]. */
+export function applyRope(c: ModelConfig, x: Float32Array, T: number, nH: number, cos: Float32Array, sin: Float32Array): void {
+  const half = c.ropeDim / 2;
+  // NORM pairs adjacent dims (2i, 2i+1); NEOX pairs (i, i + half).
+  const stride = c.ropeNeox ? 1 : 2;
+  const partner = c.ropeNeox ? half : 1;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nH; h++) {
+      const o = (t * nH + h) * c.headDim;
+      for (let i = 0; i < half; i++) {
+        const a = o + i * stride;
+        const b = a + partner;
+        const x0 = x[a];
+        const x1 = x[b];
+        const cs = cos[t * half + i];
+        const sn = sin[t * half + i];
+        x[a] = x0 * cs - x1 * sn;
+        x[b] = x0 * sn + x1 * cs;
+      }
+    }
+  }
+}
+
+function addBias(x: Float32Array, b: Float32Array | null, T: number, n: number) {
+  if (!b) return;
+  for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) x[t * n + i] += b[i];
+}
+
+function addInto(x: Float32Array, y: Float32Array, n: number) {
+  for (let i = 0; i < n; i++) x[i] += y[i];
+}
+
+/** ggml's SwiGLU: gate <- silu(gate) * up, silu(x) = x / (1 + e^-x) in f32. */
+function swiglu(gate: Float32Array, up: Float32Array, n: number) {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    gate[i] = Math.fround(g / Math.fround(1 + Math.fround(Math.exp(-g)))) * up[i];
+  }
+}
+
+export function embed(w: Matrix, tokens: Int32Array, T: number, out: Float32Array): void {
+  const bytes = rowBytes(w.type, w.nIn);
+  for (let t = 0; t < T; t++) {
+    const id = tokens[t];
+    if (!Number.isInteger(id) || id < 0 || id >= w.nOut) throw new Error(`token id ${id} is outside the vocabulary [0, ${w.nOut})`);
+    dequantizeRow(w.type, w.data, id * bytes, w.nIn, out, t * w.nIn);
+  }
+}
+
+/**
+ * Runs the batch through the model, appending its K/V rows to the cache.
+ * Returns logits [nWanted, nVocab] for the entries with wantLogits, in batch order.
+ * Splits the batch into steps of at most ws.maxTokens tokens (a step's rows are visible to later steps).
+ */
+export function forward(
+  c: ModelConfig,
+  W: ModelWeights,
+  K: Kernels,
+  ws: Workspace,
+  cache: KvCache,
+  batch: Batch,
+  opts: ForwardOptions = {},
+): Float32Array {
+  let nWanted = 0;
+  for (let i = 0; i < batch.n; i++) nWanted += batch.wantLogits[i];
+  const logits = new Float32Array(nWanted * c.nVocab);
+  let done = 0;
+  for (let from = 0; from < batch.n; from += ws.maxTokens) {
+    const step = sliceBatch(batch, from, Math.min(batch.n, from + ws.maxTokens));
+    done += forwardStep(c, W, K, ws, cache, step, logits.subarray(done * c.nVocab), opts);
+  }
+  return logits;
+}
+
+function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace, cache: KvCache, b: Batch, logits: Float32Array, opts: ForwardOptions): number {
+  const T = b.n;
+  const { dim, nHeads, nKvHeads, headDim, nFf } = c;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const mm = (w: Matrix, x: Float32Array, y: Float32Array, rows: number) =>
+    K.matmul({ w: w.data, type: w.type, nOut: w.nOut, nIn: w.nIn, x, T: rows, y });
+
+  embed(W.tokenEmbd, b.tokens, T, ws.x);
+  ropeTables(c, b.pos, T, W.ropeFreqs, ws.cos, ws.sin);
+  cache.reserve(T);
+
+  // Rows whose logits are wanted; after the last attention only they need to go on.
+  const keep: number[] = [];
+  for (let t = 0; t < T; t++) if (b.wantLogits[t]) keep.push(t);
+
+  let rows = T;
+  for (let l = 0; l < c.nLayers; l++) {
+    const L = W.layers[l];
+    // --- attention ---
+    rmsnorm(ws.xn, ws.x, L.attnNorm, T, dim, c.rmsEps);
+    mm(L.wq, ws.xn, ws.q, T);
+    mm(L.wk, ws.xn, ws.k, T);
+    mm(L.wv, ws.xn, ws.v, T);
+    addBias(ws.q, L.bq, T, qDim);
+    addBias(ws.k, L.bk, T, kvDim);
+    addBias(ws.v, L.bv, T, kvDim);
+    applyRope(c, ws.q, T, nHeads, ws.cos, ws.sin);
+    applyRope(c, ws.k, T, nKvHeads, ws.cos, ws.sin);
+    cache.append(l, ws.k, ws.v, b.seqId, b.pos, T);
+    const kv = cache.layers[l];
+    K.attention({
+      q: ws.q, k: kv.k, v: kv.v, rowSeq: kv.rowSeq, rowPos: kv.rowPos, nRows: kv.nRows, cap: cache.cap,
+      qSeq: b.seqId, qPos: b.pos, visible: cache.visible, nSeqMax: cache.nSeqMax,
+      T, nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim), out: ws.att,
+    });
+    opts.observer?.(l, ws.q, b, cache);
+    mm(L.wo, ws.att, ws.tmp, T);
+    addInto(ws.x, ws.tmp, T * dim);
+
+    if (l === c.nLayers - 1 && keep.length < T) {
+      // Only rows that want logits continue (llama.cpp does the same with its output ids).
+      keep.forEach((t, i) => ws.x.copyWithin(i * dim, t * dim, (t + 1) * dim));
+      rows = keep.length;
+      if (rows === 0) return 0;
+    }
+
+    // --- feed-forward ---
+    rmsnorm(ws.xn, ws.x, L.ffnNorm, rows, dim, c.rmsEps);
+    mm(L.wGate, ws.xn, ws.gate, rows);
+    mm(L.wUp, ws.xn, ws.up, rows);
+    swiglu(ws.gate, ws.up, rows * nFf);
+    mm(L.wDown, ws.gate, ws.tmp, rows);
+    addInto(ws.x, ws.tmp, rows * dim);
+  }
+  if (keep.length === 0) return 0;
+  rmsnorm(ws.xn, ws.x, W.outputNorm, rows, dim, c.rmsEps);
+  mm(W.output, ws.xn, logits, rows);
+  return rows;
+}

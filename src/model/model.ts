@@ -1,0 +1,63 @@
+// A loaded model: its config, its weights, the kernels that run it, and a reusable workspace.
+
+import { GgufFile } from "../gguf/reader.js";
+import { KvCache } from "../engine/kv-cache.js";
+import type { Batch } from "../engine/batch.js";
+import { selectKernels, type KernelChoice, type Kernels } from "../kernels/index.js";
+import { readConfig, type ModelConfig } from "./config.js";
+import { forward, Workspace, type ForwardOptions } from "./forward.js";
+import { loadWeights, type ModelWeights } from "./weights.js";
+
+export interface LoadOptions {
+  threads?: number;
+  kernels?: KernelChoice;
+  /** Tokens per forward step (llama.cpp's ubatch); bounds activation memory. */
+  stepTokens?: number;
+}
+
+export class Model {
+  private ws: Workspace;
+
+  constructor(
+    readonly file: string,
+    readonly gguf: GgufFile,
+    readonly config: ModelConfig,
+    readonly weights: ModelWeights,
+    readonly kernels: Kernels,
+    stepTokens: number,
+  ) {
+    this.ws = new Workspace(config, stepTokens);
+  }
+
+  /** A KV cache shaped for this model. */
+  newCache(opts: { nSeqMax?: number; capacity?: number } = {}): KvCache {
+    const c = this.config;
+    return new KvCache(c.nLayers, c.nKvHeads, c.headDim, opts.nSeqMax ?? 64, opts.capacity ?? 256);
+  }
+
+  /** Runs a batch; returns logits [nWanted, nVocab] for the entries that want them. */
+  forward(cache: KvCache, batch: Batch, opts?: ForwardOptions): Float32Array {
+    return forward(this.config, this.weights, this.kernels, this.ws, cache, batch, opts);
+  }
+
+  close(): void {
+    this.gguf.close();
+  }
+}
+
+export function loadModel(file: string, opts: LoadOptions = {}): Model {
+  const gguf = GgufFile.open(file);
+  try {
+    const config = readConfig(gguf);
+    const weights = loadWeights(gguf, config);
+    const kernels = selectKernels(opts.kernels);
+    if (opts.threads !== undefined) {
+      if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
+      kernels.setThreads(opts.threads);
+    }
+    return new Model(file, gguf, config, weights, kernels, opts.stepTokens ?? 512);
+  } catch (e) {
+    gguf.close();
+    throw e;
+  }
+}

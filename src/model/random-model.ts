@@ -1,0 +1,145 @@
+// Random-weight GGUF models with the exact shapes of real ones. No pretrained weights can be
+// fetched here, so parity tests and benchmarks run on these: the arithmetic is the same as a
+// real model of that shape, only the weights are noise. Scales keep activations O(1) and the
+// logits spread over a few units, so a wrong kernel shows up in the log-probabilities.
+
+import { GgmlType } from "../gguf/types.js";
+import { kv, writeGguf, type TensorToWrite } from "../gguf/writer.js";
+import type { GgufKv } from "../gguf/format.js";
+import { quantizeTensor } from "../tensor/quant.js";
+import { rng } from "../generate/sampler.js";
+import type { Architecture } from "./config.js";
+
+export interface ModelShape {
+  name: string;
+  arch: Architecture;
+  nLayers: number;
+  dim: number;
+  nHeads: number;
+  nKvHeads: number;
+  nFf: number;
+  nVocab: number;
+  nCtxTrain: number;
+  ropeBase: number;
+  rmsEps: number;
+}
+
+/** Shapes from the models' published configs (config.json of SmolLM2-135M and Qwen2.5-0.5B). */
+export const SHAPES: Record<string, ModelShape> = {
+  "smollm2-135m": {
+    name: "SmolLM2-135M-shaped (random weights)", arch: "llama",
+    nLayers: 30, dim: 576, nHeads: 9, nKvHeads: 3, nFf: 1536, nVocab: 49152, nCtxTrain: 8192, ropeBase: 100000, rmsEps: 1e-5,
+  },
+  "qwen2.5-0.5b": {
+    name: "Qwen2.5-0.5B-shaped (random weights)", arch: "qwen2",
+    nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, nFf: 4864, nVocab: 151936, nCtxTrain: 32768, ropeBase: 1000000, rmsEps: 1e-6,
+  },
+};
+
+/** GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 on. */
+export function byteLevelChars(): string[] {
+  const chars: string[] = new Array(256);
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    chars[b] = String.fromCodePoint(printable ? b : 0x100 + extra++);
+  }
+  return chars;
+}
+
+/**
+ * A byte-level "gpt2" vocabulary padded to nVocab with placeholder tokens; BOS and EOS are the
+ * last two ids. llama.cpp refuses an empty merges list, so it holds one harmless merge.
+ */
+export function placeholderVocab(nVocab: number): Array<[string, GgufKv]> {
+  const tokens = byteLevelChars();
+  for (let i = tokens.length; i < nVocab; i++) tokens.push(`tok${i}`);
+  const types = new Array(nVocab).fill(1);
+  types[nVocab - 2] = 3; // control
+  types[nVocab - 1] = 3;
+  tokens[nVocab - 2] = "<s>";
+  tokens[nVocab - 1] = "</s>";
+  return [
+    ["tokenizer.ggml.model", kv.str("gpt2")],
+    ["tokenizer.ggml.pre", kv.str("default")],
+    ["tokenizer.ggml.tokens", kv.strings(tokens)],
+    ["tokenizer.ggml.token_type", kv.i32s(types)],
+    ["tokenizer.ggml.merges", kv.strings(["t o"])],
+    ["tokenizer.ggml.bos_token_id", kv.u32(nVocab - 2)],
+    ["tokenizer.ggml.eos_token_id", kv.u32(nVocab - 1)],
+    ["tokenizer.ggml.add_bos_token", kv.bool(false)],
+  ];
+}
+
+export interface RandomModelOptions {
+  type?: GgmlType; // type of the 2-D weights; norms stay F32 as llama.cpp's quantizer leaves them
+  embdType?: GgmlType; // type of token_embd (default: `type`), as mixed files like Q4_K_M have
+  seed?: number;
+  /** Override a few shape fields (tests use a smaller vocabulary or fewer layers). */
+  shape?: Partial<ModelShape>;
+}
+
+export function writeRandomModel(file: string, shapeName: string, o: RandomModelOptions = {}): ModelShape {
+  const base = SHAPES[shapeName];
+  if (!base) throw new Error(`unknown model shape "${shapeName}" (known: ${Object.keys(SHAPES).join(", ")})`);
+  const s: ModelShape = { ...base, ...o.shape };
+  const random = rng(o.seed ?? 1);
+  const headDim = s.dim / s.nHeads;
+  // Uniform noise of a given standard deviation (uniform on [-a, a] has std a / sqrt(3)).
+  const noise = (n: number, std: number, mean = 0) => {
+    const out = new Float32Array(n);
+    const a = std * Math.sqrt(3);
+    for (let i = 0; i < n; i++) out[i] = mean + (2 * random() - 1) * a;
+    return out;
+  };
+  const asBytes = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  const matrix = (name: string, nOut: number, nIn: number, std: number, type = o.type ?? GgmlType.F32): TensorToWrite => ({
+    name, ne: [nIn, nOut], type,
+    data: () => (type === GgmlType.F32 ? asBytes(noise(nOut * nIn, std)) : quantizeTensor(type, noise(nOut * nIn, std), nOut, nIn)),
+  });
+  const vector = (name: string, n: number, std: number, mean: number): TensorToWrite => ({
+    name, ne: [n], type: GgmlType.F32, data: () => asBytes(noise(n, std, mean)),
+  });
+
+  const tensors: TensorToWrite[] = [matrix("token_embd.weight", s.nVocab, s.dim, 0.1, o.embdType ?? o.type)];
+  const qDim = s.nHeads * headDim;
+  const kvDim = s.nKvHeads * headDim;
+  for (let l = 0; l < s.nLayers; l++) {
+    const p = `blk.${l}.`;
+    tensors.push(
+      vector(p + "attn_norm.weight", s.dim, 0.1, 1),
+      matrix(p + "attn_q.weight", qDim, s.dim, 1 / Math.sqrt(s.dim)),
+      matrix(p + "attn_k.weight", kvDim, s.dim, 1 / Math.sqrt(s.dim)),
+      matrix(p + "attn_v.weight", kvDim, s.dim, 1 / Math.sqrt(s.dim)),
+    );
+    if (s.arch === "qwen2") {
+      tensors.push(vector(p + "attn_q.bias", qDim, 0.5, 0), vector(p + "attn_k.bias", kvDim, 0.5, 0), vector(p + "attn_v.bias", kvDim, 0.5, 0));
+    }
+    tensors.push(
+      matrix(p + "attn_output.weight", s.dim, qDim, 1 / Math.sqrt(qDim)),
+      vector(p + "ffn_norm.weight", s.dim, 0.1, 1),
+      matrix(p + "ffn_gate.weight", s.nFf, s.dim, 1 / Math.sqrt(s.dim)),
+      matrix(p + "ffn_up.weight", s.nFf, s.dim, 1 / Math.sqrt(s.dim)),
+      matrix(p + "ffn_down.weight", s.dim, s.nFf, 1 / Math.sqrt(s.nFf)),
+    );
+  }
+  tensors.push(vector("output_norm.weight", s.dim, 0.1, 1));
+
+  const a = s.arch;
+  const metadata: Array<[string, GgufKv]> = [
+    ["general.architecture", kv.str(a)],
+    ["general.name", kv.str(s.name)],
+    [`${a}.context_length`, kv.u32(s.nCtxTrain)],
+    [`${a}.embedding_length`, kv.u32(s.dim)],
+    [`${a}.block_count`, kv.u32(s.nLayers)],
+    [`${a}.feed_forward_length`, kv.u32(s.nFf)],
+    [`${a}.attention.head_count`, kv.u32(s.nHeads)],
+    [`${a}.attention.head_count_kv`, kv.u32(s.nKvHeads)],
+    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(s.rmsEps)],
+    [`${a}.rope.freq_base`, kv.f32(s.ropeBase)],
+    [`${a}.rope.dimension_count`, kv.u32(headDim)],
+    ...placeholderVocab(s.nVocab),
+  ];
+  writeGguf(file, metadata, tensors);
+  return s;
+}

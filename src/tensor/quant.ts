@@ -1,0 +1,649 @@
+// GGML tensor formats in plain TypeScript: row (de)quantization for the types the engine
+// reads, bit-exact with ggml (llama.cpp's ggml/src/ggml-quants.c).
+//
+// Block layouts (ggml-common.h; all little-endian, "half" = IEEE f16):
+//   Q4_0  32 values, 18 B: d:half | qs[16]  value j = ((qs[j%16] >> 4*(j>=16)) & 15) - 8) * d
+//   Q8_0  32 values, 34 B: d:half | qs[32] int8           value j = qs[j] * d
+//   Q4_K 256 values, 144 B: d:half | dmin:half | scales[12] (8 x 6-bit scale, 8 x 6-bit min) | qs[128] nibbles
+//   Q5_K 256 values, 176 B: d:half | dmin:half | scales[12] | qh[32] (5th bits) | qs[128] nibbles
+//   Q6_K 256 values, 210 B: ql[128] (low nibbles) | qh[64] (2 high bits) | scales[16] int8 | d:half
+//   Q8_K 256 values, 292 B: d:f32 | qs[256] int8 | bsums[16] int16 (sums of 16 qs each)
+//
+// Quantizers are ports of ggml's reference code (`quantize_row_*_ref`), every float32
+// operation rounded with Math.fround, so their bytes equal ggml's, including Q4_K, Q5_K and
+// Q6_K (the plain `_ref` search; not the importance-matrix `quantize_*_impl`). A product or
+// quotient of two f32 computed in f64 then rounded once to f32 equals the f32 operation,
+// which is why one fround per C operation reproduces C exactly.
+
+import { GgmlType, TYPE_TRAITS, rowBytes, typeName } from "../gguf/types.js";
+import { f16Table, f32BitsToBf16Bits, f32BitsToF16Bits } from "./f16.js";
+
+const F16 = f16Table();
+const fr = Math.fround;
+const QK_K = 256;
+const GROUP_MAX_EPS = fr(1e-15);
+
+/** Types dequantizeRow/quantizeRow handle. */
+export const QUANT_TYPES: ReadonlySet<number> = new Set([
+  GgmlType.F32,
+  GgmlType.F16,
+  GgmlType.BF16,
+  GgmlType.Q8_0,
+  GgmlType.Q4_0,
+  GgmlType.Q4_K,
+  GgmlType.Q5_K,
+  GgmlType.Q6_K,
+  GgmlType.Q8_K,
+]);
+
+// ---------------------------------------------------------------- shared helpers
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+const scratchI32 = new Int32Array(scratchF32.buffer);
+
+function unsupported(type: number): Error {
+  if (!TYPE_TRAITS.has(type)) return new Error(`unknown tensor type ${type}`);
+  return new Error(`tensor type ${typeName(type)} (${type}) is not supported yet`);
+}
+
+/** Throws unless `type` is handled and the row fits both buffers; returns the row's bytes. */
+function checkRow(type: number, n: number, bytesAvail: number, valuesAvail: number, what: string): number {
+  if (!QUANT_TYPES.has(type)) throw unsupported(type);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what}: bad row length ${n}`);
+  const bytes = rowBytes(type, n);
+  if (bytes > bytesAvail) throw new RangeError(`${what}: ${typeName(type)} row of ${n} values needs ${bytes} bytes, buffer has ${Math.max(0, bytesAvail)}`);
+  if (n > valuesAvail) throw new RangeError(`${what}: row of ${n} values, array has ${Math.max(0, valuesAvail)}`);
+  return bytes;
+}
+
+function readHalf(b: Uint8Array, o: number): number {
+  return F16[b[o] | (b[o + 1] << 8)];
+}
+
+function writeU16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+}
+
+function writeHalf(b: Uint8Array, o: number, x: number): void {
+  scratchF32[0] = x;
+  writeU16(b, o, f32BitsToF16Bits(scratchU32[0]));
+}
+
+function readF32(b: Uint8Array, o: number): number {
+  scratchU32[0] = b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
+  return scratchF32[0];
+}
+
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
+function int8(byte: number): number {
+  return (byte << 24) >> 24;
+}
+
+/**
+ * ggml's `nearest_int`: add 1.5 * 2^23 in f32 and read the low mantissa bits, i.e. round
+ * half to even for |v| < 2^22 (and ggml's exact garbage beyond). `v` must be f32-valued.
+ */
+function nearestInt(v: number): number {
+  scratchF32[0] = v + 12582912;
+  return (scratchI32[0] & 0x007fffff) - 0x00400000;
+}
+
+/** C `roundf`: half away from zero. Exact for f32 inputs (|v| + 0.5 is exact in f64). */
+function roundAway(v: number): number {
+  return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
+}
+
+/** Bit patterns of x[xOffset .. xOffset+n) without copying. */
+function bitsOf(x: Float32Array, xOffset: number, n: number): Uint32Array {
+  return new Uint32Array(x.buffer, x.byteOffset + 4 * xOffset, n);
+}
+
+// Q4_K / Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes (ggml's get_scale_min_k4):
+//   bytes 0-3: scale j (j<4) in bits 0-5; bits 6-7 hold bits 4-5 of scale j+4
+//   bytes 4-7: min j (j<4) in bits 0-5;   bits 6-7 hold bits 4-5 of min j+4
+//   bytes 8-11: low nibble = bits 0-3 of scale j+4, high nibble = bits 0-3 of min j+4
+function kScale(b: Uint8Array, s: number, j: number): number {
+  return j < 4 ? b[s + j] & 63 : (b[s + j + 4] & 0xf) | ((b[s + j - 4] >> 6) << 4);
+}
+
+function kMin(b: Uint8Array, s: number, j: number): number {
+  return j < 4 ? b[s + j + 4] & 63 : (b[s + j + 4] >> 4) | ((b[s + j] >> 6) << 4);
+}
+
+function packKScales(b: Uint8Array, s: number, ls: Uint8Array, lm: Uint8Array): void {
+  for (let j = 0; j < 4; j++) {
+    b[s + j] = ls[j] | ((ls[j + 4] >> 4) << 6);
+    b[s + j + 4] = lm[j] | ((lm[j + 4] >> 4) << 6);
+    b[s + j + 8] = (ls[j + 4] & 0xf) | ((lm[j + 4] & 0xf) << 4);
+  }
+}
+
+// ---------------------------------------------------------------- dequantization
+
+function dequantF32(src: Uint8Array, s: number, n: number, out: Float32Array, o: number): void {
+  if (LITTLE_ENDIAN && (src.byteOffset + s) % 4 === 0) {
+    out.set(new Float32Array(src.buffer, src.byteOffset + s, n), o);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[o + i] = readF32(src, s + 4 * i);
+}
+
+function dequantF16(src: Uint8Array, s: number, n: number, out: Float32Array, o: number): void {
+  for (let i = 0; i < n; i++, s += 2) out[o + i] = F16[src[s] | (src[s + 1] << 8)];
+}
+
+function dequantBf16(src: Uint8Array, s: number, n: number, out: Float32Array, o: number): void {
+  const bits = bitsOf(out, o, n); // writing bit patterns keeps NaN payloads
+  for (let i = 0; i < n; i++, s += 2) bits[i] = (src[s] << 16) | (src[s + 1] << 24);
+}
+
+function dequantQ8_0(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 34, o += 32) {
+    const d = readHalf(src, s);
+    for (let j = 0; j < 32; j++) out[o + j] = int8(src[s + 2 + j]) * d;
+  }
+}
+
+function dequantQ4_0(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 18, o += 32) {
+    const d = readHalf(src, s);
+    for (let j = 0; j < 16; j++) {
+      const q = src[s + 2 + j];
+      out[o + j] = ((q & 0xf) - 8) * d;
+      out[o + j + 16] = ((q >> 4) - 8) * d;
+    }
+  }
+}
+
+// Q4_K and Q5_K: value = (d * scale_j) * q - (dmin * min_j) for sub-block j of 32 values.
+// The product d*scale is rounded to f32 first (as C does) so the result matches bit for bit.
+function dequantQ4_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 144) {
+    const d = readHalf(src, s);
+    const dmin = readHalf(src, s + 2);
+    for (let j = 0; j < 8; j += 2, o += 64) {
+      const qs = s + 16 + 16 * j; // 32 bytes: sub-block j in low nibbles, j+1 in high
+      const d1 = fr(d * kScale(src, s + 4, j)), m1 = fr(dmin * kMin(src, s + 4, j));
+      const d2 = fr(d * kScale(src, s + 4, j + 1)), m2 = fr(dmin * kMin(src, s + 4, j + 1));
+      for (let l = 0; l < 32; l++) {
+        const q = src[qs + l];
+        out[o + l] = fr(d1 * (q & 0xf)) - m1;
+        out[o + l + 32] = fr(d2 * (q >> 4)) - m2;
+      }
+    }
+  }
+}
+
+function dequantQ5_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 176) {
+    const d = readHalf(src, s);
+    const dmin = readHalf(src, s + 2);
+    const qh = s + 16;
+    for (let j = 0; j < 8; j += 2, o += 64) {
+      const ql = s + 48 + 16 * j;
+      const u1 = 1 << j, u2 = 2 << j; // the 5th bit of sub-block j is bit j of qh[l]
+      const d1 = fr(d * kScale(src, s + 4, j)), m1 = fr(dmin * kMin(src, s + 4, j));
+      const d2 = fr(d * kScale(src, s + 4, j + 1)), m2 = fr(dmin * kMin(src, s + 4, j + 1));
+      for (let l = 0; l < 32; l++) {
+        const q = src[ql + l], h = src[qh + l];
+        out[o + l] = fr(d1 * ((q & 0xf) + (h & u1 ? 16 : 0))) - m1;
+        out[o + l + 32] = fr(d2 * ((q >> 4) + (h & u2 ? 16 : 0))) - m2;
+      }
+    }
+  }
+}
+
+// Q6_K: each 128-value half uses 64 ql bytes, 32 qh bytes and 8 scales. For l < 32, byte
+// ql[l] holds values l (low nibble) and l+64 (high), ql[l+32] holds l+32 and l+96, and qh[l]
+// holds the 2 high bits of l, l+32, l+64, l+96 (bits 0-1, 2-3, 4-5, 6-7). Scales go per 16.
+function dequantQ6_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 210) {
+    const d = readHalf(src, s + 208);
+    for (let half = 0; half < 2; half++, o += 128) {
+      const ql = s + 64 * half, qh = s + 128 + 32 * half, sc = s + 192 + 8 * half;
+      for (let g = 0; g < 2; g++) {
+        // values 16g..16g+15 of each 32-run share scales sc[g], sc[g+2], sc[g+4], sc[g+6]
+        const d1 = fr(d * int8(src[sc + g])), d2 = fr(d * int8(src[sc + g + 2]));
+        const d3 = fr(d * int8(src[sc + g + 4])), d4 = fr(d * int8(src[sc + g + 6]));
+        for (let l = 16 * g; l < 16 * g + 16; l++) {
+          const lo = src[ql + l], hi = src[ql + l + 32], h = src[qh + l];
+          out[o + l] = d1 * (((lo & 0xf) | ((h & 3) << 4)) - 32);
+          out[o + l + 32] = d2 * (((hi & 0xf) | (((h >> 2) & 3) << 4)) - 32);
+          out[o + l + 64] = d3 * (((lo >> 4) | (((h >> 4) & 3) << 4)) - 32);
+          out[o + l + 96] = d4 * (((hi >> 4) | (((h >> 6) & 3) << 4)) - 32);
+        }
+      }
+    }
+  }
+}
+
+function dequantQ8_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 292, o += QK_K) {
+    const d = readF32(src, s);
+    for (let j = 0; j < QK_K; j++) out[o + j] = d * int8(src[s + 4 + j]);
+  }
+}
+
+/**
+ * Decodes `n` values of `type` starting at byte `srcOffset` into out[outOffset ..].
+ * `n` must be a multiple of the type's block size. Results equal ggml's dequantize_row_*.
+ */
+export function dequantizeRow(type: number, src: Uint8Array, srcOffset: number, n: number, out: Float32Array, outOffset: number): void {
+  checkRow(type, n, src.length - srcOffset, out.length - outOffset, "dequantizeRow");
+  switch (type) {
+    case GgmlType.F32: return dequantF32(src, srcOffset, n, out, outOffset);
+    case GgmlType.F16: return dequantF16(src, srcOffset, n, out, outOffset);
+    case GgmlType.BF16: return dequantBf16(src, srcOffset, n, out, outOffset);
+    case GgmlType.Q8_0: return dequantQ8_0(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q4_0: return dequantQ4_0(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q4_K: return dequantQ4_K(src, srcOffset, n / QK_K, out, outOffset);
+    case GgmlType.Q5_K: return dequantQ5_K(src, srcOffset, n / QK_K, out, outOffset);
+    case GgmlType.Q6_K: return dequantQ6_K(src, srcOffset, n / QK_K, out, outOffset);
+    case GgmlType.Q8_K: return dequantQ8_K(src, srcOffset, n / QK_K, out, outOffset);
+  }
+  throw unsupported(type);
+}
+
+// ---------------------------------------------------------------- plain and 8-bit quantizers
+
+function quantF32(x: Float32Array, xo: number, n: number, dst: Uint8Array, d: number): void {
+  const bits = bitsOf(x, xo, n);
+  for (let i = 0; i < n; i++, d += 4) writeU32(dst, d, bits[i]);
+}
+
+function quantF16(x: Float32Array, xo: number, n: number, dst: Uint8Array, d: number): void {
+  const bits = bitsOf(x, xo, n);
+  for (let i = 0; i < n; i++, d += 2) writeU16(dst, d, f32BitsToF16Bits(bits[i]));
+}
+
+function quantBf16(x: Float32Array, xo: number, n: number, dst: Uint8Array, d: number): void {
+  const bits = bitsOf(x, xo, n);
+  for (let i = 0; i < n; i++, d += 2) writeU16(dst, d, f32BitsToBf16Bits(bits[i]));
+}
+
+function absMax(x: Float32Array, xo: number, n: number): number {
+  let amax = 0;
+  for (let j = 0; j < n; j++) amax = Math.max(amax, Math.abs(x[xo + j]));
+  return amax;
+}
+
+/** The signed value of largest magnitude (the first one on ties), or 0. */
+function signedAbsMax(x: Float32Array, xo: number, n: number): number {
+  let amax = 0, max = 0;
+  for (let j = 0; j < n; j++) {
+    const v = x[xo + j];
+    if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+  }
+  return max;
+}
+
+// quantize_row_q8_0_ref: d = amax/127, q = roundf(x * (1/d)) (ties away from zero).
+function quantQ8_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 34) {
+    const d = fr(absMax(x, xo, 32) / 127);
+    const id = d ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    for (let j = 0; j < 32; j++) dst[o + 2 + j] = roundAway(fr(x[xo + j] * id)) & 0xff;
+  }
+}
+
+// ggml-cpu's AVX/AVX2/AVX-512 quantize_row_q8_0 (arch/x86/quants.c): same d, but it scales
+// by 127/amax (not 1/d, which can differ by an ulp) and rounds ties to even.
+function quantQ8_0X86(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 34) {
+    const amax = absMax(x, xo, 32);
+    writeHalf(dst, o, fr(amax / 127));
+    const id = amax !== 0 ? fr(127 / amax) : 0;
+    for (let j = 0; j < 32; j++) {
+      const q = nearestInt(fr(x[xo + j] * id));
+      dst[o + 2 + j] = Math.max(-128, Math.min(127, q)) & 0xff;
+    }
+  }
+}
+
+// quantize_row_q4_0_ref: d = max / -8 where max is the signed value of largest magnitude,
+// q = min(15, trunc(x/d + 8.5)); values j and j+16 share byte j.
+function quantQ4_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 18) {
+    const d = fr(signedAbsMax(x, xo, 32) / -8);
+    const id = d ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(x[xo + j] * id) + 8.5)));
+      const q1 = Math.min(15, Math.trunc(fr(fr(x[xo + j + 16] * id) + 8.5)));
+      dst[o + 2 + j] = q0 | (q1 << 4);
+    }
+  }
+}
+
+// quantize_row_q8_K_ref: iscale = -127/max (max signed, largest magnitude), q = nearest_int,
+// d = 1/iscale stored as f32, plus the int16 sums of each 16 quants.
+function quantQ8_K(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += QK_K, o += 292) {
+    const max = signedAbsMax(x, xo, QK_K);
+    if (max === 0) {
+      dst.fill(0, o, o + 292); // ggml leaves bsums untouched here; zero is their true value
+      continue;
+    }
+    const iscale = fr(-127 / max);
+    for (let j = 0; j < QK_K; j++) dst[o + 4 + j] = Math.min(127, nearestInt(fr(iscale * x[xo + j]))) & 0xff;
+    for (let g = 0; g < 16; g++) {
+      let sum = 0;
+      for (let j = 0; j < 16; j++) sum += int8(dst[o + 4 + 16 * g + j]);
+      writeU16(dst, o + 260 + 2 * g, sum & 0xffff);
+    }
+    scratchF32[0] = 1 / iscale;
+    writeU32(dst, o, scratchU32[0]);
+  }
+}
+
+// ---------------------------------------------------------------- k-quant search (ports of ggml)
+
+// Module-level scratch: quantization is synchronous and each worker has its own module.
+const L = new Uint8Array(QK_K); // chosen quant per value
+const Laux = new Uint8Array(32);
+const weights = new Float32Array(32);
+const subScales = new Float32Array(16);
+const subMins = new Float32Array(16);
+const Ls = new Uint8Array(8);
+const Lm = new Uint8Array(8);
+const qkx = { min: 0 };
+
+/**
+ * ggml's make_qkx2_quants: fit x[xo..xo+n) ≈ scale * L - min with L in [0, nmax], trying
+ * nstep+1 candidate scales around nmax/(max-min) and keeping the least weighted squared
+ * error. Returns scale; writes L[lo..lo+n) and qkx.min (the positive offset subtracted).
+ */
+function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, lo: number, rmin: number, rdelta: number, nstep: number): number {
+  let min = x[xo], max = x[xo];
+  let sumW = weights[0];
+  let sumX = fr(sumW * x[xo]);
+  for (let i = 1; i < n; i++) {
+    const xi = x[xo + i], w = weights[i];
+    if (xi < min) min = xi;
+    if (xi > max) max = xi;
+    sumW = fr(sumW + w);
+    sumX = fr(sumX + fr(w * xi));
+  }
+  if (min > 0) min = 0;
+  if (max === min) {
+    L.fill(0, lo, lo + n);
+    qkx.min = -min;
+    return 0;
+  }
+  const range = fr(max - min);
+  let iscale = fr(nmax / range);
+  let scale = fr(1 / iscale);
+  let bestError = 0;
+  for (let i = 0; i < n; i++) {
+    const l = clamp(nearestInt(fr(iscale * fr(x[xo + i] - min))), 0, nmax);
+    L[lo + i] = l;
+    const diff = fr(fr(fr(scale * l) + min) - x[xo + i]);
+    bestError = fr(bestError + fr(weights[i] * fr(diff * diff)));
+  }
+  for (let is = 0; is <= nstep; is++) {
+    iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / range);
+    let sumL = 0, sumL2 = 0, sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = x[xo + i];
+      const l = clamp(nearestInt(fr(iscale * fr(xi - min))), 0, nmax);
+      Laux[i] = l;
+      const wl = fr(weights[i] * l);
+      sumL = fr(sumL + wl);
+      sumL2 = fr(sumL2 + fr(wl * l));
+      sumXL = fr(sumXL + fr(wl * xi));
+    }
+    const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
+    if (!(D > 0)) continue;
+    let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
+    let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+    if (thisMin > 0) {
+      thisMin = 0;
+      thisScale = fr(sumXL / sumL2);
+    }
+    let curError = 0;
+    for (let i = 0; i < n; i++) {
+      const diff = fr(fr(fr(thisScale * Laux[i]) + thisMin) - x[xo + i]);
+      curError = fr(curError + fr(weights[i] * fr(diff * diff)));
+    }
+    if (curError < bestError) {
+      L.set(Laux.subarray(0, n), lo);
+      bestError = curError;
+      scale = thisScale;
+      min = thisMin;
+    }
+  }
+  qkx.min = -min;
+  return scale;
+}
+
+/**
+ * ggml's make_qx_quants with rmse_type 1 and no importance weights (what Q6_K's ref uses):
+ * symmetric fit x ≈ scale * (L - nmax), L in [0, 2*nmax), weights x², trying 19 scales.
+ */
+function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, lo: number): number {
+  const max = signedAbsMax(x, xo, n);
+  if (Math.abs(max) < GROUP_MAX_EPS) {
+    L.fill(0, lo, lo + n);
+    return 0;
+  }
+  let iscale = fr(-nmax / max);
+  qxSums(n, nmax, x, xo, lo, iscale, true);
+  let scale = qx.suml2 ? fr(qx.sumlx / qx.suml2) : 0;
+  let best = fr(scale * qx.sumlx);
+  for (let is = -9; is <= 9; is++) {
+    if (is === 0) continue;
+    iscale = fr(-fr(nmax + fr(fr(0.1) * is)) / max);
+    qxSums(n, nmax, x, xo, lo, iscale, false);
+    if (qx.suml2 > 0 && fr(qx.sumlx * qx.sumlx) > fr(best * qx.suml2)) {
+      qxSums(n, nmax, x, xo, lo, iscale, true);
+      scale = fr(qx.sumlx / qx.suml2);
+      best = fr(scale * qx.sumlx);
+    }
+  }
+  return scale;
+}
+
+const qx = { sumlx: 0, suml2: 0 };
+
+/** Sums Σ w·x·l and Σ w·l² (w = x²) for l = nearest(iscale·x); stores L when `store`. */
+function qxSums(n: number, nmax: number, x: Float32Array, xo: number, lo: number, iscale: number, store: boolean): void {
+  let sumlx = 0, suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = x[xo + i];
+    const l = clamp(nearestInt(fr(iscale * xi)), -nmax, nmax - 1);
+    if (store) L[lo + i] = l + nmax;
+    const w = fr(xi * xi);
+    sumlx = fr(sumlx + fr(fr(w * xi) * l));
+    suml2 = fr(suml2 + fr(fr(w * l) * l));
+  }
+  qx.sumlx = sumlx;
+  qx.suml2 = suml2;
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+// ---------------------------------------------------------------- Q4_K / Q5_K / Q6_K
+
+/**
+ * First pass shared by Q4_K and Q5_K (quantize_row_q{4,5}_K_ref): fit each 32-value
+ * sub-block with weights |x| + rms(x), then quantize the 8 scales and 8 mins to 6 bits
+ * against their maxima. Writes d, dmin and the packed scales at dst[o..o+16).
+ */
+function kQuantScales(x: Float32Array, xo: number, nmax: number, rmin: number, nstep: number, dst: Uint8Array, o: number): void {
+  let maxScale = 0, maxMin = 0;
+  for (let j = 0; j < 8; j++) {
+    const xs = xo + 32 * j;
+    let sumX2 = 0;
+    for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[xs + l] * x[xs + l]));
+    const avX = fr(Math.sqrt(fr(sumX2 / 32)));
+    for (let l = 0; l < 32; l++) weights[l] = avX + Math.abs(x[xs + l]);
+    subScales[j] = makeQkx2Quants(32, nmax, x, xs, 32 * j, rmin, fr(0.1), nstep);
+    subMins[j] = qkx.min;
+    if (subScales[j] > maxScale) maxScale = subScales[j];
+    if (subMins[j] > maxMin) maxMin = subMins[j];
+  }
+  const invScale = maxScale > 0 ? fr(63 / maxScale) : 0;
+  const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
+  for (let j = 0; j < 8; j++) {
+    Ls[j] = Math.min(63, nearestInt(fr(invScale * subScales[j])) & 0xff); // C stores to uint8_t first
+    Lm[j] = Math.min(63, nearestInt(fr(invMin * subMins[j])) & 0xff);
+  }
+  writeHalf(dst, o, fr(maxScale / 63));
+  writeHalf(dst, o + 2, fr(maxMin / 63));
+  packKScales(dst, o + 4, Ls, Lm);
+}
+
+/** Second pass: requantize each value against the stored (rounded) scales and mins into L. */
+function kQuantValues(x: Float32Array, xo: number, nmax: number, dst: Uint8Array, o: number): void {
+  const d = readHalf(dst, o), dmin = readHalf(dst, o + 2);
+  for (let j = 0; j < 8; j++) {
+    const dj = fr(d * kScale(dst, o + 4, j));
+    if (!dj) continue; // keep the first pass's L, as ggml does
+    const mj = fr(dmin * kMin(dst, o + 4, j));
+    for (let i = 32 * j; i < 32 * j + 32; i++) L[i] = clamp(nearestInt(fr(fr(x[xo + i] + mj) / dj)), 0, nmax);
+  }
+}
+
+function quantQ4_K(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += QK_K, o += 144) {
+    kQuantScales(x, xo, 15, -1, 20, dst, o);
+    kQuantValues(x, xo, 15, dst, o);
+    for (let j = 0; j < 4; j++) {
+      const qs = o + 16 + 32 * j;
+      for (let l = 0; l < 32; l++) dst[qs + l] = L[64 * j + l] | (L[64 * j + l + 32] << 4);
+    }
+  }
+}
+
+function quantQ5_K(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += QK_K, o += 176) {
+    kQuantScales(x, xo, 31, -0.5, 15, dst, o);
+    kQuantValues(x, xo, 31, dst, o);
+    const qh = o + 16;
+    dst.fill(0, qh, qh + 32);
+    for (let j = 0; j < 4; j++) {
+      const ql = o + 48 + 32 * j;
+      for (let l = 0; l < 32; l++) {
+        const l1 = L[64 * j + l], l2 = L[64 * j + l + 32];
+        dst[ql + l] = (l1 & 0xf) | ((l2 & 0xf) << 4);
+        dst[qh + l] |= ((l1 >> 4) << (2 * j)) | ((l2 >> 4) << (2 * j + 1));
+      }
+    }
+  }
+}
+
+// quantize_row_q6_K_ref: 16 symmetric sub-blocks of 16 (make_qx_quants, nmax 32); their
+// scales become int8 against the largest-magnitude scale, then values are requantized.
+function quantQ6_K(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += QK_K, o += 210) {
+    let maxScale = 0, maxAbsScale = 0;
+    for (let ib = 0; ib < 16; ib++) {
+      subScales[ib] = makeQxQuants(16, 32, x, xo + 16 * ib, 16 * ib);
+      if (Math.abs(subScales[ib]) > maxAbsScale) { maxAbsScale = Math.abs(subScales[ib]); maxScale = subScales[ib]; }
+    }
+    if (maxAbsScale < GROUP_MAX_EPS) {
+      dst.fill(0, o, o + 210);
+      continue;
+    }
+    const iscale = fr(-128 / maxScale);
+    writeHalf(dst, o + 208, fr(1 / iscale));
+    for (let ib = 0; ib < 16; ib++) dst[o + 192 + ib] = Math.min(127, nearestInt(fr(iscale * subScales[ib]))) & 0xff;
+    q6Values(x, xo, dst, o);
+    packQ6(dst, o);
+  }
+}
+
+function q6Values(x: Float32Array, xo: number, dst: Uint8Array, o: number): void {
+  const d = readHalf(dst, o + 208);
+  for (let j = 0; j < 16; j++) {
+    const dj = fr(d * int8(dst[o + 192 + j]));
+    if (!dj) continue;
+    for (let i = 16 * j; i < 16 * j + 16; i++) L[i] = clamp(nearestInt(fr(x[xo + i] / dj)), -32, 31) + 32;
+  }
+}
+
+function packQ6(dst: Uint8Array, o: number): void {
+  for (let half = 0; half < 2; half++) {
+    const ql = o + 64 * half, qh = o + 128 + 32 * half, v = 128 * half;
+    for (let l = 0; l < 32; l++) {
+      const q1 = L[v + l], q2 = L[v + l + 32], q3 = L[v + l + 64], q4 = L[v + l + 96];
+      dst[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4);
+      dst[ql + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4);
+      dst[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- public API
+
+/**
+ * Encodes x[xOffset .. xOffset+n) as `type` into dst[dstOffset ..], byte-identical to ggml's
+ * reference quantizers (quantize_row_*_ref; F16 as F16C, BF16 as ggml_compute_fp32_to_bf16).
+ */
+export function quantizeRow(type: number, x: Float32Array, xOffset: number, n: number, dst: Uint8Array, dstOffset: number): void {
+  checkRow(type, n, dst.length - dstOffset, x.length - xOffset, "quantizeRow");
+  switch (type) {
+    case GgmlType.F32: return quantF32(x, xOffset, n, dst, dstOffset);
+    case GgmlType.F16: return quantF16(x, xOffset, n, dst, dstOffset);
+    case GgmlType.BF16: return quantBf16(x, xOffset, n, dst, dstOffset);
+    case GgmlType.Q8_0: return quantQ8_0(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q4_0: return quantQ4_0(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q4_K: return quantQ4_K(x, xOffset, n / QK_K, dst, dstOffset);
+    case GgmlType.Q5_K: return quantQ5_K(x, xOffset, n / QK_K, dst, dstOffset);
+    case GgmlType.Q6_K: return quantQ6_K(x, xOffset, n / QK_K, dst, dstOffset);
+    case GgmlType.Q8_K: return quantQ8_K(x, xOffset, n / QK_K, dst, dstOffset);
+  }
+  throw unsupported(type);
+}
+
+/**
+ * What ggml-cpu's `from_float` for `type` produces on x86-64 builds with AVX, AVX2 or
+ * AVX-512 (every x64 CPU variant node-llama-cpp ships except `sse42`). That is quantizeRow
+ * except for Q8_0, whose SIMD quantizer rounds ties to even and scales by 127/amax; use this
+ * for activations when matching llama.cpp's logits on such a machine.
+ */
+export function quantizeRowX86(type: number, x: Float32Array, xOffset: number, n: number, dst: Uint8Array, dstOffset: number): void {
+  if (type !== GgmlType.Q8_0) return quantizeRow(type, x, xOffset, n, dst, dstOffset);
+  checkRow(type, n, dst.length - dstOffset, x.length - xOffset, "quantizeRowX86");
+  quantQ8_0X86(x, xOffset, n / 32, dst, dstOffset);
+}
+
+/** Quantizes a row-major [nRows, nCols] matrix row by row (nCols a multiple of the block size). */
+export function quantizeTensor(type: number, data: Float32Array, nRows: number, nCols: number): Uint8Array {
+  if (data.length < nRows * nCols) throw new RangeError(`quantizeTensor: ${nRows}x${nCols} needs ${nRows * nCols} values, got ${data.length}`);
+  if (!QUANT_TYPES.has(type)) throw unsupported(type);
+  const rb = rowBytes(type, nCols);
+  const out = new Uint8Array(rb * nRows);
+  for (let r = 0; r < nRows; r++) quantizeRow(type, data, r * nCols, nCols, out, r * rb);
+  return out;
+}
+
+/**
+ * The type llama.cpp's CPU backend converts activations to before a dot product with
+ * weights of `type` (type_traits_cpu[type].vec_dot_type in ggml-cpu.c).
+ */
+export function vecDotType(type: number): GgmlType {
+  switch (type) {
+    case GgmlType.F32: return GgmlType.F32;
+    case GgmlType.F16: return GgmlType.F16;
+    case GgmlType.BF16: return GgmlType.BF16;
+    case GgmlType.Q8_0:
+    case GgmlType.Q4_0: return GgmlType.Q8_0;
+    case GgmlType.Q4_K:
+    case GgmlType.Q5_K:
+    case GgmlType.Q6_K: return GgmlType.Q8_K;
+  }
+  throw unsupported(type);
+}

@@ -1,0 +1,525 @@
+// GGML tensor formats against two outside references:
+//  - gguf-py's numpy implementation (llama.cpp's gguf-py/gguf/quants.py, run with python3),
+//  - the real compiled ggml: node-llama-cpp's prebuilt libggml-base.so (the quantize_row_*_ref
+//    and dequantize_row_* functions) and libggml-cpu-haswell.so (the AVX2/F16C activation
+//    converters), called through python's ctypes. Linux x64 only; skipped elsewhere.
+// Plus reference-free checks: hand-computed blocks, round-trip error bounds, API errors.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { GgmlType, rowBytes, typeName } from "../src/gguf/types.js";
+import {
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32BitsToBf16Bits,
+  f32BitsToF16Bits,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  roundToBf16,
+  roundToF16,
+} from "../src/tensor/f16.js";
+import { dequantizeRow, quantizeRow, quantizeRowX86, quantizeTensor, vecDotType } from "../src/tensor/quant.js";
+import { llamaCppPrebuiltBins, llamaCppSource } from "./support/llamacpp.js";
+
+// ---------------------------------------------------------------- data
+
+/** mulberry32-style 32-bit PRNG: deterministic uniform floats in [0, 1). */
+function makeRng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(rng: () => number): number {
+  const u = 1 - rng(), v = rng();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+const COLS = 512; // 2 super-blocks of 256, 16 blocks of 32
+const GAUSSIAN_ROWS = 8; // rows 0..7 are plain N(0, σ) for the error bounds
+
+/** Rows that exercise the quantizers' branches: see the comment on each kind. */
+function testMatrix(seed: number): { data: Float32Array; rows: number } {
+  const rng = makeRng(seed);
+  const rows: Array<(j: number) => number> = [];
+  for (let r = 0; r < GAUSSIAN_ROWS; r++) {
+    const sigma = [1, 0.02, 3, 0.5, 1e-3, 10, 0.1, 1][r];
+    rows.push(() => sigma * gaussian(rng));
+  }
+  rows.push((j) => (j % 32 === 0 ? 20 : 1) * 0.02 * gaussian(rng)); // outliers, like real weights
+  rows.push((j) => (j % 32 === 5 ? 127 : Math.round(rng() * 200 - 100) + 0.5)); // Q8 ties: |max|=127 makes x/d = x
+  rows.push((j) => (j % 256 === 7 ? -127 : Math.round(rng() * 200 - 100) + 0.5)); // Q8_K ties (iscale = 1)
+  rows.push((j) => (j < 256 ? 0 : 0.75)); // an all-zero block and constant blocks
+  rows.push(() => 0.5 + rng()); // all positive: K-quant min clamps to 0
+  rows.push(() => -0.5 - rng()); // all negative
+  rows.push(() => 1e-6 * gaussian(rng)); // scales that are f16 subnormals
+  rows.push((j) => (j % 64 < 32 ? 1e-9 : 1) * gaussian(rng)); // tiny sub-blocks next to normal ones
+  rows.push((j) => Math.round(rng() * 16 - 8)); // integers in [-8, 8]
+  rows.push((j) => (j % 16 === 0 ? 0 : 300) * gaussian(rng)); // large values
+  const data = new Float32Array(rows.length * COLS);
+  rows.forEach((fn, r) => {
+    for (let j = 0; j < COLS; j++) data[r * COLS + j] = fn(j);
+  });
+  return { data, rows: rows.length };
+}
+
+const MATRIX = testMatrix(1234);
+const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
+const BLOCK_TYPES = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
+
+function quantizeOurs(type: number, m = MATRIX): Uint8Array {
+  return quantizeTensor(type, m.data, m.rows, COLS);
+}
+
+function dequantizeOurs(type: number, bytes: Uint8Array, rows: number): Float32Array {
+  const out = new Float32Array(rows * COLS);
+  const rb = rowBytes(type, COLS);
+  for (let r = 0; r < rows; r++) dequantizeRow(type, bytes, r * rb, COLS, out, r * COLS);
+  return out;
+}
+
+function u8(a: Float32Array | Uint32Array | Uint16Array | Uint8Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+// ---------------------------------------------------------------- python bridge
+
+type PyJob =
+  | { op: "np_quantize" | "np_dequantize"; type: number; rows: number; input: Uint8Array }
+  | { op: "ggml"; lib: "base" | "cpu"; fn: string; n: number; outBytes: number; input: Uint8Array };
+
+const PY_SCRIPT = String.raw`
+import ctypes, json, os, sys
+import numpy as np
+from gguf import quants, GGMLQuantizationType as T
+
+req = json.load(sys.stdin)
+libs = {}
+def lib(which):
+    if which not in libs:
+        if "base" not in libs:
+            libs["base"] = ctypes.CDLL(os.path.join(req["bins"], "libggml-base.so"), mode=ctypes.RTLD_GLOBAL)
+        if which == "cpu":
+            libs["cpu"] = ctypes.CDLL(os.path.join(req["bins"], "libggml-cpu-haswell.so"))
+    return libs[which]
+
+for i, job in enumerate(req["jobs"]):
+    src = np.fromfile(os.path.join(req["dir"], "in%d" % i), dtype=np.uint8)
+    if job["op"] == "np_quantize":
+        x = src.view(np.float32).reshape(job["rows"], -1)
+        out = np.ascontiguousarray(quants.quantize(x, T(job["type"]))).view(np.uint8)
+    elif job["op"] == "np_dequantize":
+        out = np.ascontiguousarray(quants.dequantize(src.reshape(job["rows"], -1), T(job["type"])), dtype=np.float32)
+    else:
+        fn = getattr(lib(job["lib"]), job["fn"])
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        out = np.zeros(job["outBytes"], dtype=np.uint8)
+        fn(src.ctypes.data, out.ctypes.data, job["n"])
+    out.tofile(os.path.join(req["dir"], "out%d" % i))
+`;
+
+function checkPython(): string | undefined {
+  const r = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
+  if (r.error || r.status !== 0) return "python3 with numpy is not available";
+  return undefined;
+}
+
+function checkGgml(): string | undefined {
+  if (NO_PYTHON) return NO_PYTHON;
+  if (!llamaCppPrebuiltBins()) return "node-llama-cpp's prebuilt linux-x64 ggml libraries are not installed";
+  let flags = "";
+  try {
+    flags = readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1] ?? "";
+  } catch { /* no cpuinfo: treat as lacking features */ }
+  const have = new Set(flags.trim().split(/\s+/));
+  const missing = ["avx2", "fma", "f16c", "bmi2"].filter((f) => !have.has(f));
+  return missing.length ? `CPU lacks ${missing.join(", ")} needed by libggml-cpu-haswell.so` : undefined;
+}
+
+const NO_PYTHON = checkPython();
+const NO_GGML = checkGgml();
+
+/** Runs the jobs in one python3 process; returns each job's output bytes. */
+function runPython(jobs: PyJob[]): Uint8Array[] {
+  const dir = mkdtempSync(join(tmpdir(), "parallelcomp-quant-"));
+  try {
+    jobs.forEach((j, i) => writeFileSync(join(dir, `in${i}`), j.input));
+    const req = { dir, bins: llamaCppPrebuiltBins() ?? "", jobs: jobs.map(({ input: _input, ...rest }) => rest) };
+    const r = spawnSync("python3", ["-c", PY_SCRIPT], {
+      input: JSON.stringify(req),
+      encoding: "utf8",
+      env: { ...process.env, PYTHONPATH: join(llamaCppSource(), "gguf-py") },
+      maxBuffer: 1 << 26,
+    });
+    if (r.status !== 0) throw new Error(`python3 failed (${r.status ?? r.signal}): ${r.stderr}`);
+    return jobs.map((_, i) => new Uint8Array(readFileSync(join(dir, `out${i}`))));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runOne(job: PyJob): Uint8Array {
+  return runPython([job])[0];
+}
+
+function asF32(b: Uint8Array): Float32Array {
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function asU16(b: Uint8Array): Uint16Array {
+  return new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+// ---------------------------------------------------------------- comparisons
+
+function assertSameBytes(ours: Uint8Array, theirs: Uint8Array, what: string, blockBytes: number): void {
+  assert.equal(ours.length, theirs.length, `${what}: length`);
+  let diffs = 0, first = -1;
+  for (let i = 0; i < ours.length; i++) {
+    if (ours[i] !== theirs[i]) {
+      if (first < 0) first = i;
+      diffs++;
+    }
+  }
+  if (diffs) {
+    const b = Math.floor(first / blockBytes);
+    assert.fail(`${what}: ${diffs} bytes differ; first at byte ${first} (block ${b}, byte ${first - b * blockBytes} of it): ours ${ours[first]}, theirs ${theirs[first]}`);
+  }
+}
+
+/** Exact f32 equality (bit patterns, with every NaN equal to every NaN). */
+function assertSameFloats(ours: Float32Array, theirs: Float32Array, what: string): void {
+  assert.equal(ours.length, theirs.length, `${what}: length`);
+  for (let i = 0; i < ours.length; i++) {
+    const a = ours[i], b = theirs[i];
+    if (Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b))) continue;
+    assert.fail(`${what}: value ${i} differs: ours ${a}, theirs ${b}`);
+  }
+}
+
+const TYPE_SIZE: Record<number, number> = { 0: 4, 1: 2, 30: 2, 8: 34, 2: 18, 12: 144, 13: 176, 14: 210, 15: 292 };
+
+// ---------------------------------------------------------------- f16 / bf16
+
+const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
+
+test("f32ToF16Bits: hand-checked ties-to-even, subnormals, overflow, inf and NaN", () => {
+  const cases: Array<[number, number]> = [
+    [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff],
+    [65519.99, 0x7bff], [65520, 0x7c00], [1e10, 0x7c00], [-Infinity, 0xfc00],
+    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], // ties go to the even mantissa
+    [2 ** -14, 0x0400], [2 ** -24, 0x0001], [2 ** -25, 0x0000], // 2^-25 is a tie between 0 and 2^-24
+    [f32(0x33000001), 0x0001], [1.5 * 2 ** -24, 0x0002], [2.5 * 2 ** -24, 0x0002],
+    [2 ** -14 - 2 ** -25, 0x0400], // rounds up out of the subnormals into the smallest normal
+    [NaN, 0x7e00],
+  ];
+  for (const [x, h] of cases) assert.equal(f32ToF16Bits(x), h, `f32ToF16Bits(${x})`);
+  assert.equal(f32BitsToF16Bits(0xff800001), 0xfe00, "signalling NaN is quieted, sign kept");
+  assert.equal(f32BitsToF16Bits(0x7fc02000), 0x7e01, "NaN keeps its top payload bits (F16C)");
+});
+
+function f16TestPatterns(): Uint32Array {
+  const rng = makeRng(7);
+  const pats: number[] = [];
+  for (let i = 0; i < 200000; i++) pats.push(Math.floor(rng() * 2 ** 32));
+  for (let h = 0; h < 65536; h++) { // every half, and the f32 neighbours around its ties
+    const b = new Float32Array([f16BitsToF32(h)]);
+    const u = new Uint32Array(b.buffer)[0];
+    pats.push(u, u + 0x1000, u + 0xfff, u + 0x1001, u - 1);
+  }
+  pats.push(0x33000000, 0x33000001, 0x477fefff, 0x477ff000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff);
+  return new Uint32Array(pats.map((p) => p >>> 0));
+}
+
+test("f32ToF16Bits matches numpy's float16 cast on 530k f32 patterns (ties, subnormals, overflow)", { skip: NO_PYTHON }, () => {
+  const pats = f16TestPatterns().filter((u) => (u & 0x7fffffff) <= 0x7f800000); // NaN payloads: next test
+  const theirs = asU16(runOne({ op: "np_quantize", type: GgmlType.F16, rows: 1, input: u8(pats) }));
+  for (let i = 0; i < pats.length; i++) {
+    if (f32BitsToF16Bits(pats[i]) !== theirs[i]) assert.fail(`0x${pats[i].toString(16)}: ours 0x${f32BitsToF16Bits(pats[i]).toString(16)}, numpy 0x${theirs[i].toString(16)}`);
+  }
+});
+
+test("f32ToF16Bits equals ggml-cpu's F16C conversion (ggml_cpu_fp32_to_fp16) incl. NaN payloads", { skip: NO_GGML }, () => {
+  const pats = f16TestPatterns();
+  const theirs = asU16(runOne({ op: "ggml", lib: "cpu", fn: "ggml_cpu_fp32_to_fp16", n: pats.length, outBytes: 2 * pats.length, input: u8(pats) }));
+  const ours = new Uint8Array(2 * pats.length);
+  quantizeRow(GgmlType.F16, new Float32Array(pats.buffer), 0, pats.length, ours, 0);
+  assertSameBytes(ours, u8(theirs), "F16 row", 2);
+});
+
+test("f16BitsToF32 decodes all 65536 halves exactly like numpy (NaNs stay NaN)", { skip: NO_PYTHON }, () => {
+  const halves = new Uint16Array(65536).map((_, i) => i);
+  const theirs = asF32(runOne({ op: "np_dequantize", type: GgmlType.F16, rows: 1, input: u8(halves) }));
+  const ours = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) ours[h] = f16BitsToF32(h);
+  assertSameFloats(ours, theirs, "f16 -> f32");
+});
+
+test("f32ToBf16Bits matches gguf-py's BF16 and ggml_fp32_to_bf16_row (ties to even, NaN forced quiet)", { skip: NO_PYTHON }, () => {
+  const pats = f16TestPatterns();
+  const extra = [0x3f808000, 0x3f818000, 0x7f7fffff, 0x7f800001, 0xffbfffff, 0x00008000, 0x00018000];
+  const all = new Uint32Array([...pats, ...extra]);
+  const ours = new Uint16Array(all.length);
+  for (let i = 0; i < all.length; i++) ours[i] = f32BitsToBf16Bits(all[i]);
+  const numpy = runOne({ op: "np_quantize", type: GgmlType.BF16, rows: 1, input: u8(all) });
+  assertSameBytes(u8(ours), numpy, "bf16 vs gguf-py", 2);
+  const row = new Uint8Array(2 * all.length);
+  quantizeRow(GgmlType.BF16, new Float32Array(all.buffer), 0, all.length, row, 0);
+  assertSameBytes(row, u8(ours), "quantizeRow(BF16) vs f32BitsToBf16Bits", 2);
+  if (!NO_GGML) {
+    const ggml = runOne({ op: "ggml", lib: "base", fn: "ggml_fp32_to_bf16_row", n: all.length, outBytes: 2 * all.length, input: u8(all) });
+    assertSameBytes(u8(ours), ggml, "bf16 vs ggml", 2);
+  }
+  assert.equal(f32ToBf16Bits(1 + 2 ** -8), 0x3f80, "tie to even (down)");
+  assert.equal(f32ToBf16Bits(1 + 3 * 2 ** -8), 0x3f82, "tie to even (up)");
+  assert.equal(f32BitsToBf16Bits(0x7f800001), 0x7fc0, "signalling NaN is quieted");
+});
+
+test("bf16BitsToF32 decodes all 65536 bf16 values exactly like gguf-py", { skip: NO_PYTHON }, () => {
+  const halves = new Uint16Array(65536).map((_, i) => i);
+  const theirs = asF32(runOne({ op: "np_dequantize", type: GgmlType.BF16, rows: 1, input: u8(halves) }));
+  const ours = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) ours[h] = bf16BitsToF32(h);
+  assertSameFloats(ours, theirs, "bf16 -> f32");
+});
+
+test("roundToF16 / roundToBf16 return the nearest representable value, in place too", () => {
+  const x = new Float32Array([1 + 2 ** -11, 1 + 2 ** -10 + 2 ** -12, 1e6, -3.14159, 2 ** -26]);
+  const h = new Float32Array(x.length);
+  roundToF16(x, h);
+  assert.deepEqual([...h], [1, 1 + 2 ** -10, Infinity, f16BitsToF32(f32ToF16Bits(-3.14159)), 0]);
+  const b = Float32Array.from(x);
+  roundToBf16(b, b);
+  assert.deepEqual([...b], [1, 1, bf16BitsToF32(f32ToBf16Bits(1e6)), bf16BitsToF32(f32ToBf16Bits(-3.14159)), 2 ** -26]);
+  for (const v of b) assert.equal(bf16BitsToF32(f32ToBf16Bits(v)), v, "bf16 values are fixed points");
+});
+
+// ---------------------------------------------------------------- against gguf-py
+
+for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0]) {
+  test(`${typeName(type)}: quantizeRow bytes equal gguf-py's quantize (bit-exact with ggml's ref)`, { skip: NO_PYTHON }, () => {
+    const theirs = runOne({ op: "np_quantize", type, rows: MATRIX.rows, input: u8(MATRIX.data) });
+    assertSameBytes(quantizeOurs(type), theirs, typeName(type), TYPE_SIZE[type]);
+  });
+}
+
+/** Our quantized bytes plus random-byte blocks (with finite scales) to reach every bit pattern. */
+function dequantInput(type: number): { bytes: Uint8Array; rows: number } {
+  const ours = quantizeOurs(type);
+  const rb = rowBytes(type, COLS);
+  const rng = makeRng(99 + type);
+  const randRows = 4;
+  const rand = new Uint8Array(randRows * rb).map(() => Math.floor(rng() * 256));
+  sanitizeScales(type, rand);
+  const bytes = new Uint8Array(ours.length + rand.length);
+  bytes.set(ours);
+  bytes.set(rand, ours.length);
+  return { bytes, rows: MATRIX.rows + randRows };
+}
+
+/** Overwrite the f16/f32 scale fields of random blocks with finite values. */
+function sanitizeScales(type: number, b: Uint8Array): void {
+  const size = TYPE_SIZE[type];
+  const halfAt = (o: number) => { b[o + 1] &= 0x7b; }; // exponent < 31: finite
+  for (let o = 0; o < b.length; o += size) {
+    if (type === GgmlType.F16) halfAt(o);
+    else if (type === GgmlType.F32 || type === GgmlType.Q8_K) b[o + 3] &= 0x7b;
+    else if (type === GgmlType.BF16) b[o + 1] &= 0x7b;
+    else if (type === GgmlType.Q6_K) halfAt(o + 208);
+    else if (type === GgmlType.Q4_K || type === GgmlType.Q5_K) { halfAt(o); halfAt(o + 2); }
+    else halfAt(o);
+  }
+}
+
+for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
+  test(`${typeName(type)}: dequantizeRow equals gguf-py's dequantize of the same bytes, exactly`, { skip: NO_PYTHON }, () => {
+    const { bytes, rows } = dequantInput(type);
+    const theirs = asF32(runOne({ op: "np_dequantize", type, rows, input: bytes }));
+    assertSameFloats(dequantizeOurs(type, bytes, rows), theirs, typeName(type));
+  });
+}
+
+// ---------------------------------------------------------------- against compiled ggml
+
+const GGML_NAME: Record<number, string> = { 8: "q8_0", 2: "q4_0", 12: "q4_K", 13: "q5_K", 14: "q6_K", 15: "q8_K" };
+
+for (const type of BLOCK_TYPES) {
+  const name = GGML_NAME[type];
+  test(`${typeName(type)}: quantizeRow bytes equal ggml's quantize_row_${name}_ref (prebuilt libggml-base)`, { skip: NO_GGML }, () => {
+    const n = MATRIX.data.length;
+    const theirs = runOne({ op: "ggml", lib: "base", fn: `quantize_row_${name}_ref`, n, outBytes: rowBytes(type, n), input: u8(MATRIX.data) });
+    assertSameBytes(quantizeOurs(type), theirs, typeName(type), TYPE_SIZE[type]);
+  });
+  test(`${typeName(type)}: dequantizeRow equals ggml's dequantize_row_${name}, exactly`, { skip: NO_GGML }, () => {
+    const { bytes, rows } = dequantInput(type);
+    const theirs = asF32(runOne({ op: "ggml", lib: "base", fn: `dequantize_row_${name}`, n: rows * COLS, outBytes: 4 * rows * COLS, input: bytes }));
+    assertSameFloats(dequantizeOurs(type, bytes, rows), theirs, typeName(type));
+  });
+}
+
+test("Q8_0: quantizeRowX86 equals ggml-cpu's AVX2 quantize_row_q8_0 (ties to even, 127/amax)", { skip: NO_GGML }, () => {
+  const n = MATRIX.data.length;
+  const theirs = runOne({ op: "ggml", lib: "cpu", fn: "quantize_row_q8_0", n, outBytes: rowBytes(GgmlType.Q8_0, n), input: u8(MATRIX.data) });
+  const ours = new Uint8Array(rowBytes(GgmlType.Q8_0, n));
+  quantizeRowX86(GgmlType.Q8_0, MATRIX.data, 0, n, ours, 0);
+  assertSameBytes(ours, theirs, "Q8_0 x86", 34);
+});
+
+test("Q8_K: ggml-cpu's activation quantizer (quantize_row_q8_K) is the ref one we match", { skip: NO_GGML }, () => {
+  const n = MATRIX.data.length;
+  const theirs = runOne({ op: "ggml", lib: "cpu", fn: "quantize_row_q8_K", n, outBytes: rowBytes(GgmlType.Q8_K, n), input: u8(MATRIX.data) });
+  const ours = new Uint8Array(rowBytes(GgmlType.Q8_K, n));
+  quantizeRowX86(GgmlType.Q8_K, MATRIX.data, 0, n, ours, 0);
+  assertSameBytes(ours, theirs, "Q8_K cpu", 292);
+});
+
+// ---------------------------------------------------------------- reference-free checks
+
+test("Q8_0: ref rounds ties away from zero, the x86 variant to even", () => {
+  const x = new Float32Array(32);
+  x[0] = 127; x[1] = 2.5; x[2] = -2.5; x[3] = 3.5;
+  const ref = new Uint8Array(34), avx = new Uint8Array(34);
+  quantizeRow(GgmlType.Q8_0, x, 0, 32, ref, 0);
+  quantizeRowX86(GgmlType.Q8_0, x, 0, 32, avx, 0);
+  assert.equal(ref[0] | (ref[1] << 8), 0x3c00, "d = 127/127 = 1");
+  assert.deepEqual([...new Int8Array(ref.buffer, 2, 4)], [127, 3, -3, 4]);
+  assert.deepEqual([...new Int8Array(avx.buffer, 2, 4)], [127, 2, -2, 4]);
+});
+
+test("Q8_K: a hand-computed block (nearest_int ties to even, f32 d, bsums)", () => {
+  // max = -254 (largest magnitude, negative): iscale = -127/-254 = 0.5, d = 1/iscale = 2.
+  const x = new Float32Array(256);
+  x[0] = -254; x[1] = 3; x[2] = 5; x[3] = -1; x[16] = 100; x[17] = 7; x[255] = 254;
+  const q = new Uint8Array(292);
+  quantizeRow(GgmlType.Q8_K, x, 0, 256, q, 0);
+  const view = new DataView(q.buffer);
+  assert.equal(view.getFloat32(0, true), 2, "d");
+  const qs = new Int8Array(q.buffer, 4, 256);
+  // 3*0.5 = 1.5 -> 2 (even), 5*0.5 = 2.5 -> 2 (even), -0.5 -> -0 = 0, 3.5 -> 4, 127, -127
+  assert.deepEqual([qs[0], qs[1], qs[2], qs[3], qs[16], qs[17], qs[255]], [-127, 2, 2, 0, 50, 4, 127]);
+  const bsums = Array.from({ length: 16 }, (_, g) => view.getInt16(260 + 2 * g, true));
+  assert.deepEqual(bsums, [-123, 54, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127]);
+  const back = new Float32Array(256);
+  dequantizeRow(GgmlType.Q8_K, q, 0, 256, back, 0);
+  assert.deepEqual([back[0], back[1], back[16], back[255]], [-254, 4, 100, 254]);
+  const zero = new Uint8Array(292).fill(0xaa);
+  quantizeRow(GgmlType.Q8_K, new Float32Array(256), 0, 256, zero, 0);
+  assert.ok(zero.every((b) => b === 0), "an all-zero block is all-zero bytes, bsums included");
+});
+
+// Relative RMS error bounds on N(0, σ) rows, with what theory gives for each format:
+// Q8_0 ±d/2 with d = amax/127 (~3.3σ/127): ~0.008; Q8_K same over 256 values: ~0.01;
+// Q6_K (64 levels per 16): ~0.02; Q5_K (32 levels, asymmetric): ~0.03; Q4_0 (16 levels,
+// symmetric): ~0.1; Q4_K (16 levels, asymmetric, searched scale): ~0.07.
+const RMS_BOUND: Record<number, number> = { 0: 0, 1: 2 ** -11, 30: 2 ** -8, 8: 0.01, 2: 0.12, 12: 0.09, 13: 0.045, 14: 0.025, 15: 0.012 };
+
+for (const type of ALL_TYPES) {
+  test(`${typeName(type)}: round trip error on Gaussian rows is within ${RMS_BOUND[type]} relative RMS`, () => {
+    const back = dequantizeOurs(type, quantizeOurs(type), MATRIX.rows);
+    for (let r = 0; r < GAUSSIAN_ROWS; r++) {
+      let se = 0, ss = 0;
+      for (let j = r * COLS; j < (r + 1) * COLS; j++) {
+        se += (back[j] - MATRIX.data[j]) ** 2;
+        ss += MATRIX.data[j] ** 2;
+      }
+      const rel = Math.sqrt(se / ss);
+      assert.ok(rel <= RMS_BOUND[type], `row ${r}: relative RMS error ${rel.toExponential(3)} > ${RMS_BOUND[type]}`);
+    }
+  });
+}
+
+test("Q8_0 / Q4_0 / Q8_K: every value is within one step of its block's scale", () => {
+  const bounds: Array<[number, number, (amax: number) => number]> = [
+    [GgmlType.Q8_0, 32, (a) => (0.5 + 127 * 2 ** -11) * (a / 127)], // rounding + f16 scale error
+    [GgmlType.Q4_0, 32, (a) => (1 + 8 * 2 ** -11) * (a / 8)], // the far end clamps at 7 instead of 8
+    [GgmlType.Q8_K, 256, (a) => 0.5 * (a / 127) * (1 + 1e-6)],
+  ];
+  for (const [type, block, bound] of bounds) {
+    const back = dequantizeOurs(type, quantizeOurs(type), MATRIX.rows);
+    for (let b = 0; b < MATRIX.data.length; b += block) {
+      let amax = 0;
+      for (let j = b; j < b + block; j++) amax = Math.max(amax, Math.abs(MATRIX.data[j]));
+      for (let j = b; j < b + block; j++) {
+        const err = Math.abs(back[j] - MATRIX.data[j]);
+        if (!(err <= bound(amax) + 1e-30)) assert.fail(`${typeName(type)} value ${j}: error ${err} > ${bound(amax)}`);
+      }
+    }
+  }
+});
+
+test("Q4_K / Q5_K / Q6_K: all-zero and constant blocks come back exactly", () => {
+  const x = new Float32Array(512);
+  x.fill(0.75, 256);
+  for (const type of [GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
+    const q = new Uint8Array(rowBytes(type, 512));
+    quantizeRow(type, x, 0, 512, q, 0);
+    const back = new Float32Array(512);
+    dequantizeRow(type, q, 0, 512, back, 0);
+    for (let j = 0; j < 256; j++) assert.equal(back[j], 0, `${typeName(type)} zero block, value ${j}`);
+    for (let j = 256; j < 512; j++) assert.ok(Math.abs(back[j] - 0.75) < 2e-3, `${typeName(type)} constant block, value ${j}: ${back[j]}`);
+  }
+});
+
+test("quantizeRow / dequantizeRow honour offsets, including an unaligned F32 source", () => {
+  for (const type of ALL_TYPES) {
+    const rb = rowBytes(type, 256);
+    const x = new Float32Array(256 + 3);
+    x.set(MATRIX.data.subarray(0, 256), 3);
+    const dst = new Uint8Array(rb + 5).fill(0xee);
+    quantizeRow(type, x, 3, 256, dst, 5);
+    assert.deepEqual(dst.subarray(0, 5), new Uint8Array(5).fill(0xee), `${typeName(type)}: bytes before dstOffset untouched`);
+    const direct = quantizeTensor(type, MATRIX.data.subarray(0, 256), 1, 256);
+    assert.deepEqual(dst.subarray(5), direct, `${typeName(type)}: same bytes at an offset`);
+    const out = new Float32Array(256 + 7).fill(-1);
+    dequantizeRow(type, dst, 5, 256, out, 7);
+    assert.deepEqual([...out.subarray(0, 7)], new Array(7).fill(-1), `${typeName(type)}: values before outOffset untouched`);
+    const expect = new Float32Array(256);
+    dequantizeRow(type, direct, 0, 256, expect, 0);
+    assert.deepEqual(out.subarray(7), expect, `${typeName(type)}: same values from an offset`);
+  }
+});
+
+test("quantizeTensor equals row-by-row quantizeRow", () => {
+  for (const type of ALL_TYPES) {
+    const all = quantizeTensor(type, MATRIX.data, MATRIX.rows, COLS);
+    const rb = rowBytes(type, COLS);
+    const row = new Uint8Array(rb);
+    for (let r = 0; r < MATRIX.rows; r++) {
+      quantizeRow(type, MATRIX.data, r * COLS, COLS, row, 0);
+      assert.deepEqual(all.subarray(r * rb, (r + 1) * rb), row, `${typeName(type)} row ${r}`);
+    }
+  }
+});
+
+test("vecDotType follows ggml-cpu's type_traits_cpu table", () => {
+  const expected: Array<[GgmlType, GgmlType]> = [
+    [GgmlType.F32, GgmlType.F32], [GgmlType.F16, GgmlType.F16], [GgmlType.BF16, GgmlType.BF16],
+    [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_0, GgmlType.Q8_0],
+    [GgmlType.Q4_K, GgmlType.Q8_K], [GgmlType.Q5_K, GgmlType.Q8_K], [GgmlType.Q6_K, GgmlType.Q8_K],
+  ];
+  for (const [w, a] of expected) assert.equal(vecDotType(w), a, typeName(w));
+  assert.throws(() => vecDotType(GgmlType.Q2_K), /tensor type Q2_K \(10\) is not supported yet/);
+});
+
+test("unsupported types, bad lengths and short buffers fail with clear errors", () => {
+  const x = new Float32Array(256);
+  const dst = new Uint8Array(1024);
+  assert.throws(() => quantizeRow(GgmlType.Q2_K, x, 0, 256, dst, 0), /^Error: tensor type Q2_K \(10\) is not supported yet$/);
+  assert.throws(() => dequantizeRow(GgmlType.Q5_1, dst, 0, 32, x, 0), /tensor type Q5_1 \(7\) is not supported yet/);
+  assert.throws(() => dequantizeRow(99, dst, 0, 32, x, 0), /unknown tensor type 99/);
+  assert.throws(() => quantizeRow(GgmlType.Q8_0, x, 0, 48, dst, 0), /not a multiple of Q8_0's block size 32/);
+  assert.throws(() => quantizeRow(GgmlType.Q6_K, x, 0, 256, dst, 900), /needs 210 bytes/);
+  assert.throws(() => dequantizeRow(GgmlType.Q8_0, dst, 0, 512, x, 0), /row of 512 values, array has 256/);
+  assert.throws(() => quantizeTensor(GgmlType.Q2_K, x, 1, 256), /Q2_K \(10\) is not supported yet/);
+});

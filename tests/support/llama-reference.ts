@@ -1,0 +1,58 @@
+// llama.cpp as the outside reference, through node-llama-cpp 3.21.1 (a devDependency).
+// Its greedy sampler keeps the whole vocabulary with raw logits, so the "probabilities" it
+// returns are softmax(logits): their logs are llama.cpp's next-token log-probabilities.
+
+import { getLlama, type Llama } from "node-llama-cpp";
+
+let llama: Promise<Llama> | null = null;
+
+export function reference(): Promise<Llama> {
+  llama ??= getLlama({ gpu: false, build: "never", logLevel: "error" as never, progressLogs: false });
+  return llama;
+}
+
+export interface ReferenceRun {
+  logProbs: Float64Array; // [nVocab] after the whole prompt
+  greedy: number[]; // greedy continuation
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+/** Evaluates `prompt` (ids used exactly, no BOS added) and continues greedily for nGen tokens. */
+export async function llamaCppRun(modelPath: string, prompt: number[], nGen: number, opts: { nVocab: number; threads?: number; kvF32?: boolean }): Promise<ReferenceRun> {
+  const l = await reference();
+  const model = await l.loadModel({ modelPath, gpuLayers: 0 });
+  try {
+    const context = await model.createContext({
+      contextSize: prompt.length + nGen + 16,
+      batchSize: Math.max(512, Math.min(2048, prompt.length)),
+      threads: opts.threads ?? 2,
+      flashAttention: false,
+      // llama.cpp's default KV cache is F16; F32 removes that rounding for exact comparisons.
+      ...(opts.kvF32 === false ? {} : { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" }),
+    } as never);
+    try {
+      const seq = context.getSequence();
+      const t0 = performance.now();
+      const input = prompt.map((t, i) => (i === prompt.length - 1 ? ([t, { generateNext: { probabilities: true, token: true } }] as [number, object]) : t));
+      const out = await seq.controlledEvaluate(input as never);
+      const t1 = performance.now();
+      const next = out[prompt.length - 1]!.next;
+      const probs = next.probabilities!;
+      const logProbs = new Float64Array(opts.nVocab);
+      logProbs.fill(-Infinity);
+      for (const [tok, p] of probs) logProbs[tok as number] = Math.log(p);
+      const greedy: number[] = [next.token as number];
+      while (greedy.length < nGen) {
+        const r = await seq.controlledEvaluate([[greedy[greedy.length - 1], { generateNext: { token: true } }]] as never);
+        greedy.push(r[0]!.next.token as number);
+      }
+      const t2 = performance.now();
+      return { logProbs, greedy, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+    } finally {
+      await context.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
