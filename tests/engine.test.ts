@@ -1,0 +1,122 @@
+// The engine's batch and cache mechanics, on a small random llama model with the TypeScript
+// kernels: independent sequences in one batch, cross-sequence visibility, cache verbs.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { loadModel, type Model } from "../src/model/model.js";
+import { batchAdd, emptyBatch, sequenceBatch } from "../src/engine/batch.js";
+import { layerAttentionProbs } from "../src/engine/attention-probs.js";
+import { KvCache } from "../src/engine/kv-cache.js";
+import { randomTokens, tempDir } from "./support/tmp.js";
+
+const dir = tempDir();
+const file = path.join(dir, "small.gguf");
+writeRandomModel(file, "smollm2-135m", { seed: 3, shape: { nLayers: 3, nVocab: 512 } });
+
+function open(stepTokens = 512): Model {
+  return loadModel(file, { kernels: "typescript", stepTokens });
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const chunks = [randomTokens(40, 510, 1), randomTokens(33, 510, 2), randomTokens(47, 510, 3)];
+
+test("three sequences with local positions in one batch give the logits of three separate runs", () => {
+  const m = open();
+  const separate = chunks.map((c) => m.forward(m.newCache(), sequenceBatch(c, { logits: "all" })));
+  const b = emptyBatch(120);
+  // Interleave the sequences' tokens so a wrong mask could not hide behind contiguity.
+  for (let i = 0; i < 47; i++) chunks.forEach((c, s) => { if (i < c.length) batchAdd(b, c[i], i, s, true); });
+  const joint = m.forward(m.newCache(), b);
+  const perSeq = chunks.map((c) => new Float32Array(c.length * m.config.nVocab));
+  let row = 0;
+  for (let i = 0; i < 47; i++) chunks.forEach((c, s) => {
+    if (i < c.length) perSeq[s].set(joint.subarray(row++ * m.config.nVocab, row * m.config.nVocab), i * m.config.nVocab);
+  });
+  for (let s = 0; s < 3; s++) assert.ok(maxAbsDiff(perSeq[s], separate[s]) < 1e-5, `sequence ${s} differs by ${maxAbsDiff(perSeq[s], separate[s])}`);
+});
+
+test("a batch split into several forward steps equals one step", () => {
+  const one = open().forward(new KvCache(3, 3, 64), sequenceBatch(chunks[2], { logits: "all" }));
+  const m = open(7);
+  const split = m.forward(m.newCache(), sequenceBatch(chunks[2], { logits: "all" }));
+  assert.ok(maxAbsDiff(one, split) < 1e-5);
+});
+
+test("a question that sees one other sequence equals the plain continuation of that sequence", () => {
+  const m = open();
+  const question = randomTokens(9, 510, 9);
+  const plain = m.forward(m.newCache(), sequenceBatch([...chunks[0], ...question], { logits: "all" }));
+  const cache = m.newCache();
+  m.forward(cache, sequenceBatch(chunks[0], { seq: 0, logits: "none" }));
+  cache.setVisible(5, 0);
+  const q = m.forward(cache, sequenceBatch(question, { seq: 5, pos0: chunks[0].length, logits: "all" }));
+  assert.ok(maxAbsDiff(plain.subarray(chunks[0].length * m.config.nVocab), q) < 1e-5);
+});
+
+test("a sequence that sees two others attends exactly to their rows (and its own), never to a third", () => {
+  const m = open();
+  const cache = m.newCache();
+  chunks.forEach((c, s) => m.forward(cache, sequenceBatch(c, { seq: s, logits: "none" })));
+  cache.setVisible(3, 0);
+  cache.setVisible(3, 1);
+  const question = randomTokens(5, 510, 4);
+  const qPos0 = 50;
+  const seen: number[] = [];
+  m.forward(cache, sequenceBatch(question, { seq: 3, pos0: qPos0 }), {
+    observer: (l, q, b) => {
+      const p = layerAttentionProbs(m.config, l, q, b, cache, [b.n - 1]);
+      const L = cache.layers[l];
+      for (let hq = 0; hq < m.config.nHeads; hq++) {
+        const h = Math.floor(hq / (m.config.nHeads / m.config.nKvHeads));
+        let total = 0;
+        for (let r = 0; r < L.nRows[h]; r++) {
+          const pr = p.probs[hq * p.maxRows + r];
+          const seq = L.rowSeq[h * cache.cap + r];
+          total += pr;
+          if (seq === 2) assert.equal(pr, 0, `layer ${l} head ${hq} attends to sequence 2`);
+          else assert.ok(pr > 0, `layer ${l} head ${hq} ignores row ${r} of sequence ${seq}`);
+        }
+        assert.ok(Math.abs(total - 1) < 1e-6);
+      }
+      seen.push(l);
+    },
+  });
+  assert.deepEqual(seen, [0, 1, 2]);
+});
+
+test("cache verbs: remove a position range, keep rows per head, copy and move sequences", () => {
+  const c = new KvCache(2, 2, 4, 8, 4);
+  const T = 6;
+  const k = Float32Array.from({ length: T * 2 * 4 }, (_, i) => i);
+  const seq = Int32Array.from([0, 0, 0, 1, 1, 1]);
+  const pos = Int32Array.from([0, 1, 2, 0, 1, 2]);
+  c.reserve(T);
+  for (let l = 0; l < 2; l++) c.append(l, k, k, seq, pos, T);
+  assert.equal(c.maxRows(), 6);
+  assert.equal(c.seqRemove(0, 1, 2), 2 * 2); // one row per (layer, head)
+  const L = c.layers[0];
+  assert.deepEqual([...L.rowPos.subarray(0, 5)], [0, 2, 0, 1, 2]);
+  // Key of (seq 0, pos 2), head 1, is token 2's head-1 slice: values 2*8+4 .. 2*8+7.
+  assert.deepEqual([...L.k.subarray((1 * c.cap + 1) * 4, (1 * c.cap + 2) * 4)], [20, 21, 22, 23]);
+  c.keepRows(1, 0, [1, 3]);
+  assert.equal(c.rows(1, 0), 2);
+  assert.equal(c.rows(1, 1), 5);
+  assert.deepEqual([...c.layers[1].rowPos.subarray(0, 2)], [2, 1]);
+  assert.deepEqual([...c.layers[1].rowSeq.subarray(0, 2)], [0, 1]);
+  assert.throws(() => c.keepRows(1, 1, [3, 1]), /ascending/);
+  c.seqCopy(1, 4);
+  assert.equal(c.rows(0, 0), 8);
+  assert.equal(c.seqPosMax(4), 2);
+  c.seqMove(4, 6);
+  assert.equal(c.seqPosMax(4), -1);
+  assert.equal(c.seqPosMax(6), 2);
+  assert.throws(() => c.seqRemove(9), /outside/);
+});
