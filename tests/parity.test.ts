@@ -11,7 +11,7 @@ import { writeRandomModel } from "../src/model/random-model.js";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
 import { sequenceBatch } from "../src/engine/batch.js";
-import { llamaCppRun } from "./support/llama-reference.js";
+import { llamaCppRun } from "../src/bench/llama-cpp.js";
 import { randomTokens, tempDir } from "./support/tmp.js";
 
 const dir = tempDir();

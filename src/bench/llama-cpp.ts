@@ -1,13 +1,17 @@
-// llama.cpp as the outside reference, through node-llama-cpp 3.21.1 (a devDependency).
+// llama.cpp as the outside reference (parity tests) and the speed yardstick (bench), through
+// node-llama-cpp 3.21.1. It is a devDependency, so it is imported only when asked for.
 // Its greedy sampler keeps the whole vocabulary with raw logits, so the "probabilities" it
 // returns are softmax(logits): their logs are llama.cpp's next-token log-probabilities.
 
-import { getLlama, type Llama } from "node-llama-cpp";
+import type { Llama } from "node-llama-cpp";
 
 let llama: Promise<Llama> | null = null;
 
 export function reference(): Promise<Llama> {
-  llama ??= getLlama({ gpu: false, build: "never", logLevel: "error" as never, progressLogs: false });
+  llama ??= import("node-llama-cpp").then(
+    (m) => m.getLlama({ gpu: false, build: "never", logLevel: m.LlamaLogLevel.error, progressLogs: false }),
+    (e) => { throw new Error(`llama.cpp comparison needs the devDependency node-llama-cpp (npm install): ${(e as Error).message}`); },
+  );
   return llama;
 }
 
@@ -49,6 +53,45 @@ export async function llamaCppRun(modelPath: string, prompt: number[], nGen: num
       }
       const t2 = performance.now();
       return { logProbs, greedy, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+    } finally {
+      await context.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+export interface SpeedRun {
+  prefillTokensPerSecond: number; // best of `repeats`
+  decodeTokensPerSecond: number;
+}
+
+/** llama.cpp's own prefill and decode speed on a prompt (its default F16 KV cache, no flash attention). */
+export async function llamaCppSpeed(modelPath: string, prompt: number[], nDecode: number, threads: number, repeats = 2): Promise<SpeedRun> {
+  const l = await reference();
+  const model = await l.loadModel({ modelPath, gpuLayers: 0 });
+  try {
+    const context = await model.createContext({ contextSize: prompt.length + nDecode + 16, batchSize: prompt.length, threads, flashAttention: false });
+    try {
+      const seq = context.getSequence();
+      let prefill = 0;
+      let decode = 0;
+      for (let r = 0; r < repeats; r++) {
+        await seq.clearHistory();
+        const input = prompt.map((t, i) => (i === prompt.length - 1 ? ([t, { generateNext: { token: true } }] as [number, object]) : t));
+        const t0 = performance.now();
+        const out = await seq.controlledEvaluate(input as never);
+        const t1 = performance.now();
+        let token = out[prompt.length - 1]!.next.token as number;
+        for (let i = 0; i < nDecode; i++) {
+          const o = await seq.controlledEvaluate([[token, { generateNext: { token: true } }]] as never);
+          token = o[0]!.next.token as number;
+        }
+        const t2 = performance.now();
+        prefill = Math.max(prefill, prompt.length / ((t1 - t0) / 1000));
+        decode = Math.max(decode, nDecode / ((t2 - t1) / 1000));
+      }
+      return { prefillTokensPerSecond: prefill, decodeTokensPerSecond: decode };
     } finally {
       await context.dispose();
     }

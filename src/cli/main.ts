@@ -1,0 +1,24 @@
+// The `parallelcomp` command line. Errors print one line, never a stack trace.
+
+import { Command, CommanderError } from "commander";
+import { addBench, addGenerate, addInspect } from "./commands.js";
+
+const program = new Command();
+program
+  .name("parallelcomp")
+  .description("ParallelComp: answer questions over inputs far longer than a model's trained window, on CPU, from GGUF models")
+  .version("0.1.0")
+  .showHelpAfterError("(add --help for usage)")
+  .exitOverride();
+
+addGenerate(program);
+addInspect(program);
+addBench(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  process.stderr.write(`parallelcomp: ${(e as Error).message}\n`);
+  process.exit(1);
+}

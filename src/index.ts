@@ -1,0 +1,13 @@
+// The library entry point.
+
+export { loadModel, Model, type LoadOptions } from "./model/model.js";
+export type { ModelConfig } from "./model/config.js";
+export { generate, type GenerateOptions, type GenerateResult } from "./generate/generate.js";
+export { Sampler, type SamplerOptions } from "./generate/sampler.js";
+export { type Batch, emptyBatch, batchAdd, sequenceBatch } from "./engine/batch.js";
+export { KvCache } from "./engine/kv-cache.js";
+export { attentionProbs, layerAttentionProbs } from "./engine/attention-probs.js";
+export { GgufFile, GgufError } from "./gguf/reader.js";
+export { writeGguf, kv } from "./gguf/writer.js";
+export { GgmlType } from "./gguf/types.js";
+export { writeRandomModel, SHAPES } from "./model/random-model.js";
