@@ -1,8 +1,9 @@
 // IEEE half (F16) and bfloat16 (BF16) conversions, bit-exact with ggml on x86-64:
-//  - f32 -> f16 is what F16C's `_cvtss_sh(x, 0)` computes (round to nearest, ties to even;
+//  - f32 -> f16 is what F16C's `vcvtps2ph` computes (round to nearest, ties to even;
 //    overflow to inf; subnormal halves kept; a NaN keeps its sign and top payload bits and
-//    is made quiet). ggml's portable `ggml_compute_fp32_to_fp16` agrees except that it
-//    returns the canonical 0x7E00 for every NaN.
+//    is made quiet), which ggml-cpu uses for whole runs of 8 or 16 values. ggml's portable
+//    `ggml_compute_fp32_to_fp16` (used for single values and row tails) agrees except that
+//    it writes every NaN as sign | 0x7E00.
 //  - f32 -> bf16 is `ggml_compute_fp32_to_bf16` (ggml-impl.h): ties to even on the bits,
 //    NaN forced quiet by or-ing 64 into the truncated bits, subnormals kept.
 // Conversions work on bit patterns through one shared scratch word, so no call allocates.

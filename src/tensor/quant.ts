@@ -2,8 +2,8 @@
 // reads, bit-exact with ggml (llama.cpp's ggml/src/ggml-quants.c).
 //
 // Block layouts (ggml-common.h; all little-endian, "half" = IEEE f16):
-//   Q4_0  32 values, 18 B: d:half | qs[16]  value j = ((qs[j%16] >> 4*(j>=16)) & 15) - 8) * d
-//   Q8_0  32 values, 34 B: d:half | qs[32] int8           value j = qs[j] * d
+//   Q4_0  32 values, 18 B: d:half | qs[16]   value j = (((qs[j%16] >> 4*(j>=16)) & 15) - 8) * d
+//   Q8_0  32 values, 34 B: d:half | qs[32] int8   value j = qs[j] * d
 //   Q4_K 256 values, 144 B: d:half | dmin:half | scales[12] (8 x 6-bit scale, 8 x 6-bit min) | qs[128] nibbles
 //   Q5_K 256 values, 176 B: d:half | dmin:half | scales[12] | qh[32] (5th bits) | qs[128] nibbles
 //   Q6_K 256 values, 210 B: ql[128] (low nibbles) | qh[64] (2 high bits) | scales[16] int8 | d:half
@@ -11,9 +11,11 @@
 //
 // Quantizers are ports of ggml's reference code (`quantize_row_*_ref`), every float32
 // operation rounded with Math.fround, so their bytes equal ggml's, including Q4_K, Q5_K and
-// Q6_K (the plain `_ref` search; not the importance-matrix `quantize_*_impl`). A product or
-// quotient of two f32 computed in f64 then rounded once to f32 equals the f32 operation,
-// which is why one fround per C operation reproduces C exactly.
+// Q6_K: the plain `_ref` search, which is also what llama-quantize runs without an
+// importance matrix (not the imatrix-weighted `quantize_*_impl`). A sum, product, quotient
+// or square root of f32 values computed in f64 and then rounded once to f32 equals the f32
+// operation, which is why one fround per C operation reproduces C exactly (ggml-base is
+// built without FMA contraction; the tests check against its compiled code).
 
 import { GgmlType, TYPE_TRAITS, rowBytes, typeName } from "../gguf/types.js";
 import { f16Table, f32BitsToBf16Bits, f32BitsToF16Bits } from "./f16.js";
@@ -48,14 +50,18 @@ function unsupported(type: number): Error {
   return new Error(`tensor type ${typeName(type)} (${type}) is not supported yet`);
 }
 
-/** Throws unless `type` is handled and the row fits both buffers; returns the row's bytes. */
-function checkRow(type: number, n: number, bytesAvail: number, valuesAvail: number, what: string): number {
+/**
+ * Throws unless `type` is handled and the row fits both buffers (typed arrays read undefined
+ * past their end, which would turn into silent NaNs).
+ */
+function checkRow(what: string, type: number, n: number, bytes: Uint8Array, byteOffset: number, values: Float32Array, valueOffset: number): void {
   if (!QUANT_TYPES.has(type)) throw unsupported(type);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what}: bad row length ${n}`);
-  const bytes = rowBytes(type, n);
-  if (bytes > bytesAvail) throw new RangeError(`${what}: ${typeName(type)} row of ${n} values needs ${bytes} bytes, buffer has ${Math.max(0, bytesAvail)}`);
-  if (n > valuesAvail) throw new RangeError(`${what}: row of ${n} values, array has ${Math.max(0, valuesAvail)}`);
-  return bytes;
+  for (const [name, v] of [["row length", n], ["byte offset", byteOffset], ["value offset", valueOffset]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${what}: bad ${name} ${v}`);
+  }
+  const need = rowBytes(type, n);
+  if (byteOffset + need > bytes.length) throw new RangeError(`${what}: ${typeName(type)} row of ${n} values needs ${need} bytes, buffer has ${Math.max(0, bytes.length - byteOffset)}`);
+  if (valueOffset + n > values.length) throw new RangeError(`${what}: row of ${n} values, array has ${Math.max(0, values.length - valueOffset)}`);
 }
 
 function readHalf(b: Uint8Array, o: number): number {
@@ -82,6 +88,11 @@ function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o + 1] = (v >>> 8) & 0xff;
   b[o + 2] = (v >>> 16) & 0xff;
   b[o + 3] = (v >>> 24) & 0xff;
+}
+
+/** The same bytes read as int8 (one view per row, not per block). */
+function int8View(b: Uint8Array): Int8Array {
+  return new Int8Array(b.buffer, b.byteOffset, b.length);
 }
 
 function int8(byte: number): number {
@@ -138,6 +149,11 @@ function dequantF32(src: Uint8Array, s: number, n: number, out: Float32Array, o:
 }
 
 function dequantF16(src: Uint8Array, s: number, n: number, out: Float32Array, o: number): void {
+  if (LITTLE_ENDIAN && (src.byteOffset + s) % 2 === 0) {
+    const h = new Uint16Array(src.buffer, src.byteOffset + s, n);
+    for (let i = 0; i < n; i++) out[o + i] = F16[h[i]];
+    return;
+  }
   for (let i = 0; i < n; i++, s += 2) out[o + i] = F16[src[s] | (src[s + 1] << 8)];
 }
 
@@ -147,9 +163,10 @@ function dequantBf16(src: Uint8Array, s: number, n: number, out: Float32Array, o
 }
 
 function dequantQ8_0(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  const qs = int8View(src);
   for (let b = 0; b < nb; b++, s += 34, o += 32) {
     const d = readHalf(src, s);
-    for (let j = 0; j < 32; j++) out[o + j] = int8(src[s + 2 + j]) * d;
+    for (let j = 0; j < 32; j++) out[o + j] = qs[s + 2 + j] * d;
   }
 }
 
@@ -165,7 +182,8 @@ function dequantQ4_0(src: Uint8Array, s: number, nb: number, out: Float32Array, 
 }
 
 // Q4_K and Q5_K: value = (d * scale_j) * q - (dmin * min_j) for sub-block j of 32 values.
-// The product d*scale is rounded to f32 first (as C does) so the result matches bit for bit.
+// Each product is rounded to f32 before the subtraction, as C does, to match it bit for bit.
+// (Elsewhere one rounding suffices: an f32 times a small integer is exact in f64.)
 function dequantQ4_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
   for (let b = 0; b < nb; b++, s += 144) {
     const d = readHalf(src, s);
@@ -190,13 +208,12 @@ function dequantQ5_K(src: Uint8Array, s: number, nb: number, out: Float32Array, 
     const qh = s + 16;
     for (let j = 0; j < 8; j += 2, o += 64) {
       const ql = s + 48 + 16 * j;
-      const u1 = 1 << j, u2 = 2 << j; // the 5th bit of sub-block j is bit j of qh[l]
       const d1 = fr(d * kScale(src, s + 4, j)), m1 = fr(dmin * kMin(src, s + 4, j));
       const d2 = fr(d * kScale(src, s + 4, j + 1)), m2 = fr(dmin * kMin(src, s + 4, j + 1));
       for (let l = 0; l < 32; l++) {
-        const q = src[ql + l], h = src[qh + l];
-        out[o + l] = fr(d1 * ((q & 0xf) + (h & u1 ? 16 : 0))) - m1;
-        out[o + l + 32] = fr(d2 * ((q >> 4) + (h & u2 ? 16 : 0))) - m2;
+        const q = src[ql + l], h = src[qh + l] >> j; // the 5th bit of sub-block j is bit j of qh[l]
+        out[o + l] = fr(d1 * ((q & 0xf) | ((h & 1) << 4))) - m1;
+        out[o + l + 32] = fr(d2 * ((q >> 4) | ((h & 2) << 3))) - m2;
       }
     }
   }
@@ -227,9 +244,10 @@ function dequantQ6_K(src: Uint8Array, s: number, nb: number, out: Float32Array, 
 }
 
 function dequantQ8_K(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  const qs = int8View(src);
   for (let b = 0; b < nb; b++, s += 292, o += QK_K) {
     const d = readF32(src, s);
-    for (let j = 0; j < QK_K; j++) out[o + j] = d * int8(src[s + 4 + j]);
+    for (let j = 0; j < QK_K; j++) out[o + j] = d * qs[s + 4 + j];
   }
 }
 
@@ -238,7 +256,7 @@ function dequantQ8_K(src: Uint8Array, s: number, nb: number, out: Float32Array, 
  * `n` must be a multiple of the type's block size. Results equal ggml's dequantize_row_*.
  */
 export function dequantizeRow(type: number, src: Uint8Array, srcOffset: number, n: number, out: Float32Array, outOffset: number): void {
-  checkRow(type, n, src.length - srcOffset, out.length - outOffset, "dequantizeRow");
+  checkRow("dequantizeRow", type, n, src, srcOffset, out, outOffset);
   switch (type) {
     case GgmlType.F32: return dequantF32(src, srcOffset, n, out, outOffset);
     case GgmlType.F16: return dequantF16(src, srcOffset, n, out, outOffset);
@@ -380,8 +398,7 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, lo
     qkx.min = -min;
     return 0;
   }
-  const range = fr(max - min);
-  let iscale = fr(nmax / range);
+  let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
@@ -391,7 +408,8 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, lo
     bestError = fr(bestError + fr(weights[i] * fr(diff * diff)));
   }
   for (let is = 0; is <= nstep; is++) {
-    iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / range);
+    // `min` moves to the best fit so far, so later candidates are scaled to the new range
+    iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / fr(max - min));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i];
@@ -593,7 +611,7 @@ function packQ6(dst: Uint8Array, o: number): void {
  * reference quantizers (quantize_row_*_ref; F16 as F16C, BF16 as ggml_compute_fp32_to_bf16).
  */
 export function quantizeRow(type: number, x: Float32Array, xOffset: number, n: number, dst: Uint8Array, dstOffset: number): void {
-  checkRow(type, n, dst.length - dstOffset, x.length - xOffset, "quantizeRow");
+  checkRow("quantizeRow", type, n, dst, dstOffset, x, xOffset);
   switch (type) {
     case GgmlType.F32: return quantF32(x, xOffset, n, dst, dstOffset);
     case GgmlType.F16: return quantF16(x, xOffset, n, dst, dstOffset);
@@ -616,7 +634,7 @@ export function quantizeRow(type: number, x: Float32Array, xOffset: number, n: n
  */
 export function quantizeRowX86(type: number, x: Float32Array, xOffset: number, n: number, dst: Uint8Array, dstOffset: number): void {
   if (type !== GgmlType.Q8_0) return quantizeRow(type, x, xOffset, n, dst, dstOffset);
-  checkRow(type, n, dst.length - dstOffset, x.length - xOffset, "quantizeRowX86");
+  checkRow("quantizeRowX86", type, n, dst, dstOffset, x, xOffset);
   quantQ8_0X86(x, xOffset, n / 32, dst, dstOffset);
 }
 
