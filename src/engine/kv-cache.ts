@@ -178,6 +178,12 @@ export class KvCache {
     });
   }
 
+  /** Keeps the rows of (l, h) for which keep(seq, pos) is true, in order; returns how many went. */
+  keepWhere(l: number, h: number, keep: (seq: number, pos: number) => boolean): number {
+    const L = this.layers[l];
+    return this.filterRows(l, h, (c) => keep(L.rowSeq[c], L.rowPos[c]));
+  }
+
   /** Appends a copy of `src`'s rows labelled `dst` (all layers and heads). */
   seqCopy(src: number, dst: number): void {
     this.checkSeq(src);

@@ -4,6 +4,7 @@
 import { sequenceBatch } from "../engine/batch.js";
 import type { KvCache } from "../engine/kv-cache.js";
 import type { Model } from "../model/model.js";
+import type { ForwardOptions } from "../model/forward.js";
 import { Sampler, type SamplerOptions } from "./sampler.js";
 
 export interface GenerateOptions extends SamplerOptions {
@@ -11,6 +12,10 @@ export interface GenerateOptions extends SamplerOptions {
   stopTokens?: Iterable<number>; // generation ends after emitting one of these (not included)
   cache?: KvCache; // default: a fresh cache
   seq?: number;
+  /** First position of the prompt (default: after the sequence's last cached row). */
+  pos0?: number;
+  /** Options for the prompt's forward pass (an attention observer, say). */
+  prefill?: ForwardOptions;
   onToken?: (token: number) => void;
   signal?: AbortSignal;
 }
@@ -37,8 +42,8 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
   const cache = o.cache ?? model.newCache({ capacity: prompt.length + maxTokens });
 
   const t0 = now();
-  let pos = cache.seqPosMax(seq) + 1;
-  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }));
+  let pos = o.pos0 ?? cache.seqPosMax(seq) + 1;
+  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), o.prefill);
   pos += prompt.length;
   const t1 = now();
 

@@ -15,11 +15,17 @@ import { rowBytes } from "../gguf/types.js";
 import type { ModelConfig } from "./config.js";
 import type { Matrix, ModelWeights } from "./weights.js";
 
-/** Called after each layer's attention with that layer's query rows (for attention probes). */
-export type AttentionObserver = (layer: number, q: Float32Array, batch: Batch, cache: KvCache) => void;
+/**
+ * Called after each layer's attention with that layer's query rows [T, nHeads, headDim] (RoPE
+ * applied). It may evict rows of that layer from the cache (bias calibration) and return true to
+ * have the layer's attention computed again without them; later layers are unaffected.
+ */
+export type AttentionObserver = (layer: number, q: Float32Array, batch: Batch, cache: KvCache) => boolean | void;
 
 export interface ForwardOptions {
   observer?: AttentionObserver;
+  /** Run the whole batch as one step (observers that need all of a sequence's rows at once). */
+  oneStep?: boolean;
 }
 
 /** Activation buffers for up to `maxTokens` tokens per step, allocated once and reused. */
@@ -185,13 +191,16 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
     applyRope(c, ws.q, T, nHeads, ws.cos, ws.sin);
     applyRope(c, ws.k, T, nKvHeads, ws.cos, ws.sin);
     cache.append(l, ws.k, ws.v, b.seqId, b.pos, T);
-    const kv = cache.layers[l];
-    K.attention({
-      q: ws.q, k: kv.k, v: kv.v, rowSeq: kv.rowSeq, rowPos: kv.rowPos, nRows: kv.nRows, cap: cache.cap,
-      qSeq: b.seqId, qPos: b.pos, visible: cache.visible, nSeqMax: cache.nSeqMax,
-      T, nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim), out: ws.att,
-    });
-    opts.observer?.(l, ws.q, b, cache);
+    const attend = () => {
+      const kv = cache.layers[l];
+      K.attention({
+        q: ws.q, k: kv.k, v: kv.v, rowSeq: kv.rowSeq, rowPos: kv.rowPos, nRows: kv.nRows, cap: cache.cap,
+        qSeq: b.seqId, qPos: b.pos, visible: cache.visible, nSeqMax: cache.nSeqMax,
+        T, nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim), out: ws.att,
+      });
+    };
+    attend();
+    if (opts.observer?.(l, ws.q, b, cache)) attend();
     mm(L.wo, ws.att, ws.tmp, T);
     addInto(ws.x, ws.tmp, T * dim);
 

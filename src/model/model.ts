@@ -16,7 +16,7 @@ export interface LoadOptions {
 }
 
 export class Model {
-  private ws: Workspace;
+  private ws: Workspace; // grows (and stays grown) when a one-step batch needs more
 
   constructor(
     readonly file: string,
@@ -37,6 +37,7 @@ export class Model {
 
   /** Runs a batch; returns logits [nWanted, nVocab] for the entries that want them. */
   forward(cache: KvCache, batch: Batch, opts?: ForwardOptions): Float32Array {
+    if (opts?.oneStep && batch.n > this.ws.maxTokens) this.ws = new Workspace(this.config, batch.n);
     return forward(this.config, this.weights, this.kernels, this.ws, cache, batch, opts);
   }
 

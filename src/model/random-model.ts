@@ -7,6 +7,8 @@ import { GgmlType } from "../gguf/types.js";
 import { kv, writeGguf, type TensorToWrite } from "../gguf/writer.js";
 import type { GgufKv } from "../gguf/format.js";
 import { quantizeTensor } from "../tensor/quant.js";
+import { f32ToF16Bits } from "../tensor/f16.js";
+import { rowBytes } from "../gguf/types.js";
 import { rng } from "../generate/sampler.js";
 import type { Architecture } from "./config.js";
 
@@ -93,10 +95,14 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     return out;
   };
   const asBytes = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-  const matrix = (name: string, nOut: number, nIn: number, std: number, type = o.type ?? GgmlType.F32): TensorToWrite => ({
-    name, ne: [nIn, nOut], type,
-    data: () => (type === GgmlType.F32 ? asBytes(noise(nOut * nIn, std)) : quantizeTensor(type, noise(nOut * nIn, std), nOut, nIn)),
-  });
+  const matrix = (name: string, nOut: number, nIn: number, std: number, wanted = o.type ?? GgmlType.F32): TensorToWrite => {
+    const type = fallbackType(wanted, nIn);
+    return { name, ne: [nIn, nOut], type, data: () => {
+      if (type === GgmlType.F32) return asBytes(noise(nOut * nIn, std));
+      if (K_QUANT_SPREAD[type] !== undefined) return randomKQuantBlocks(type, nOut, nIn, std, random);
+      return quantizeTensor(type, noise(nOut * nIn, std), nOut, nIn);
+    } };
+  };
   const vector = (name: string, n: number, std: number, mean: number): TensorToWrite => ({
     name, ne: [n], type: GgmlType.F32, data: () => asBytes(noise(n, std, mean)),
   });
@@ -142,4 +148,49 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
   ];
   writeGguf(file, metadata, tensors);
   return s;
+}
+
+/**
+ * The type llama-quantize writes when a row is not a multiple of the 256-value K-quant block
+ * (llama.cpp src/llama-quant.cpp, tensor_type_fallback): SmolLM2's 576 and Qwen2.5-0.5B's 896
+ * columns take this path, so a "Q4_K" file of these shapes is mostly Q5_0, as real downloads are.
+ */
+export function fallbackType(type: GgmlType, nIn: number): GgmlType {
+  if (nIn % 256 === 0) return type;
+  const fallback: Partial<Record<GgmlType, GgmlType>> = { [GgmlType.Q4_K]: GgmlType.Q5_0, [GgmlType.Q5_K]: GgmlType.Q5_1, [GgmlType.Q6_K]: GgmlType.Q8_0 };
+  return fallback[type] ?? type;
+}
+
+// Standard deviation of a K-quant weight in units of the block scale d, for uniformly random
+// codes (derived from the formulas below), and the min scale that centres it.
+const K_QUANT_SPREAD: Partial<Record<GgmlType, { std: number; dminOverD: number }>> = {
+  [GgmlType.Q4_K]: { std: 263, dminOverD: 7.5 }, // w = d*sc*q - dmin*m, sc, m in 0..63, q in 0..15
+  [GgmlType.Q5_K]: { std: 540, dminOverD: 15.5 }, // q in 0..31
+  [GgmlType.Q6_K]: { std: 1367, dminOverD: 0 }, // w = d*sc*(q - 32), sc int8, q in 0..63
+};
+
+/**
+ * Random K-quant blocks written directly: uniformly random codes and 6-bit scales with d chosen
+ * for the wanted spread. ggml's K-quant search runs at ~2M values/s in TypeScript, far too slow
+ * for a 0.5B model in a test, and random codes are as good a random weight as quantized noise.
+ */
+function randomKQuantBlocks(type: GgmlType, nRows: number, nCols: number, std: number, random: () => number): Uint8Array {
+  const spread = K_QUANT_SPREAD[type]!;
+  const bytes = rowBytes(type, nCols) * nRows;
+  const out = new Uint8Array(bytes);
+  const words = new Uint32Array(out.buffer, 0, bytes >>> 2);
+  for (let i = 0; i < words.length; i++) words[i] = (random() * 4294967296) >>> 0;
+  const view = new DataView(out.buffer);
+  const d = f32ToF16Bits(std / spread.std);
+  const dmin = f32ToF16Bits((std / spread.std) * spread.dminOverD);
+  const blockBytes = type === GgmlType.Q4_K ? 144 : type === GgmlType.Q5_K ? 176 : 210;
+  for (let b = 0; b < bytes; b += blockBytes) {
+    if (type === GgmlType.Q6_K) {
+      view.setUint16(b + 208, d, true); // d is the last field of block_q6_K
+    } else {
+      view.setUint16(b, d, true);
+      view.setUint16(b + 2, dmin, true);
+    }
+  }
+  return out;
 }

@@ -1,0 +1,87 @@
+// Every knob of the method in one typed object, with documented defaults; the paper's recipes
+// are named presets of it (../shared/method.md).
+
+export type Bias = "sink" | "recent" | "middle" | "all";
+
+export interface CalibrationStep {
+  /** 1-indexed, inclusive, in units of `recipeDepth` layers (scaled to the model's depth). */
+  layers: [number, number];
+  bias: Bias;
+}
+
+export interface EvictionOptions {
+  /** Context rows kept per KV head per layer in each chunk: a count, or a fraction of the chunk if < 1. */
+  capacity: number;
+  window: number; // query rows observed (default 8)
+  kernel: number; // max-pool kernel over key scores (default 7, padding kernel/2)
+  /** How the query heads sharing a KV head combine their scores. */
+  gqa: "sum" | "max";
+}
+
+export interface CalibrationOptions {
+  recipe: CalibrationStep[];
+  recipeDepth: number; // depth the recipe's layer numbers refer to (the paper's: 32)
+  threshold: number; // attention above which a key in the region is evicted (default 0.1)
+  regionTokens: number; // sink = first N tokens of a chunk, recent = last N (default 100)
+  calibrationQueries: number; // last query rows whose attention is averaged (default 1)
+}
+
+export interface ParallelCompOptions {
+  topK: number; // chunks kept (default 3; the paper uses 1 for pure retrieval)
+  maxParallelChunks: number; // chunks prefilled in one batch: bounds memory (default 4)
+  /** Context tokens per chunk; default: the trained window less header, query and maxTokens. */
+  chunkTokens?: number;
+  /** Score only the last N query tokens (0 = all, the default: the last ones are template text). */
+  queryRecentTokens: number;
+  eviction: EvictionOptions | null;
+  calibration: CalibrationOptions | null;
+  maxTokens: number; // answer tokens generated (default 32)
+}
+
+export const DEFAULTS: ParallelCompOptions = {
+  topK: 3,
+  maxParallelChunks: 4,
+  queryRecentTokens: 0,
+  eviction: null,
+  calibration: null,
+  maxTokens: 32,
+};
+
+/** The paper's best recipe for a 32-layer model: middle bias in 1-8, recency in 9-16, sinks in 25-32. */
+export const PAPER_RECIPE: CalibrationStep[] = [
+  { layers: [1, 8], bias: "middle" },
+  { layers: [9, 16], bias: "recent" },
+  { layers: [25, 32], bias: "sink" },
+];
+
+export const PRESETS = {
+  default: {},
+  retrieval: { topK: 1 },
+  compress: { eviction: { capacity: 0.5, window: 8, kernel: 7, gqa: "sum" } },
+  calibrate: { calibration: { recipe: PAPER_RECIPE, recipeDepth: 32, threshold: 0.1, regionTokens: 100, calibrationQueries: 1 } },
+} satisfies Record<string, Partial<ParallelCompOptions>>;
+
+export type PresetName = keyof typeof PRESETS;
+
+export function resolveOptions(preset: string = "default", overrides: Partial<ParallelCompOptions> = {}): ParallelCompOptions {
+  if (!(preset in PRESETS)) throw new Error(`unknown preset "${preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
+  const o: ParallelCompOptions = { ...DEFAULTS, ...(PRESETS[preset as PresetName] as Partial<ParallelCompOptions>), ...overrides };
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt("topK", o.topK);
+  positiveInt("maxParallelChunks", o.maxParallelChunks);
+  if (o.chunkTokens !== undefined) positiveInt("chunkTokens", o.chunkTokens);
+  if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new Error(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${o.maxTokens}`);
+  if (o.eviction && !(o.eviction.capacity > 0)) throw new Error(`eviction.capacity must be > 0, got ${o.eviction.capacity}`);
+  if (o.calibration && !(o.calibration.threshold > 0 && o.calibration.threshold < 1)) throw new Error(`calibration.threshold must be in (0, 1), got ${o.calibration.threshold}`);
+  return o;
+}
+
+/** A recipe step's layers for a model of `nLayers`, 0-indexed inclusive, scaled by depth fraction. */
+export function scaleLayers(step: CalibrationStep, recipeDepth: number, nLayers: number): [number, number] {
+  const from = Math.floor(((step.layers[0] - 1) / recipeDepth) * nLayers);
+  const to = Math.max(from, Math.ceil((step.layers[1] / recipeDepth) * nLayers) - 1);
+  return [from, Math.min(nLayers - 1, to)];
+}

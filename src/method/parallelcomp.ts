@@ -1,0 +1,208 @@
+// ParallelComp over token ids (../shared/method.md). Stage 0: chunks are prefilled in batches,
+// each its own sequence with local positions 0..L-1 followed by the query; each is scored by the
+// query's mean negative log-likelihood; a bounded queue keeps the topK most relevant and frees the
+// others at once. Stage 1: the question, as a sequence that sees every kept chunk, is prefilled at
+// positions starting at the longest kept chunk's length, then the answer is decoded.
+// Everything goes through the engine's batch (positions, sequence ids) and cache (rows, visibility).
+
+import { batchAdd, emptyBatch } from "../engine/batch.js";
+import type { KvCache } from "../engine/kv-cache.js";
+import { layerAttentionProbs } from "../engine/attention-probs.js";
+import type { Model } from "../model/model.js";
+import type { AttentionObserver } from "../model/forward.js";
+import { generate } from "../generate/generate.js";
+import type { SamplerOptions } from "../generate/sampler.js";
+import { chunkContext, type BoundaryOf, type ChunkSpan } from "./chunking.js";
+import { applyKeep, snapKvKeep } from "./eviction.js";
+import { calibrate } from "./calibration.js";
+import { scaleLayers, type ParallelCompOptions } from "./options.js";
+
+/** A request already tokenized: chunk c is [bos] header slice_c, then the query. */
+export interface TokenRequest {
+  bos: number | null;
+  header: number[];
+  context: number[];
+  query: number[]; // question + answer prefix
+}
+
+export interface KeptChunk {
+  index: number; // chunk number in document order
+  start: number; // first context token
+  end: number; // exclusive
+  tokens: number; // rows it contributes (bos + header + slice)
+  score: number; // mean query NLL given the chunk, in nats (lower = more relevant)
+}
+
+export interface Progress {
+  chunksDone: number;
+  chunks: number;
+  tokensDone: number;
+  tokens: number;
+}
+
+export interface RunHooks {
+  boundary?: BoundaryOf;
+  onProgress?: (p: Progress) => void;
+  onToken?: (token: number) => void;
+  signal?: AbortSignal;
+  stopTokens?: Iterable<number>;
+  sampler?: SamplerOptions;
+}
+
+export interface ParallelCompResult {
+  tokens: number[]; // the answer
+  nChunks: number;
+  chunkTokens: number; // context tokens per chunk (the budget)
+  kept: KeptChunk[]; // in document order
+  scores: number[]; // every chunk's score, in document order
+  prefillSeconds: number; // stage 0 + the query's prefill
+  decodeSeconds: number;
+  peakCacheBytes: number;
+  evictedByCalibration: number;
+}
+
+/** Context tokens per chunk: what the trained window leaves after bos, header, query and answer. */
+export function chunkBudget(nCtxTrain: number, req: TokenRequest, maxTokens: number): number {
+  const fixed = (req.bos === null ? 0 : 1) + req.header.length + req.query.length + maxTokens;
+  const budget = nCtxTrain - fixed;
+  if (budget < 16) {
+    throw new Error(`the question (${req.query.length} tokens), instruction (${req.header.length}) and answer (${maxTokens}) leave ${budget} tokens of the ${nCtxTrain}-token window for context: shorten them`);
+  }
+  return budget;
+}
+
+/** Sequence ids: chunks use slots 0..nSeqMax-2; the question uses the last id. */
+function slotPool(n: number) {
+  const free = Array.from({ length: n }, (_, i) => n - 1 - i);
+  return { take: () => free.pop()!, give: (s: number) => free.push(s) };
+}
+
+const now = () => performance.now() / 1000;
+
+export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+  if (req.context.length === 0) throw new Error("the context is empty");
+  if (req.query.length === 0) throw new Error("the question is empty");
+  const c = model.config;
+  const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
+  const spans = chunkContext(req.context, chunkTokens, hooks.boundary);
+  const prefix = req.bos === null ? req.header : [req.bos, ...req.header];
+  const m = req.query.length;
+  const scored = o.queryRecentTokens > 0 ? Math.min(m, o.queryRecentTokens) : m;
+
+  const nSeqMax = o.topK + o.maxParallelChunks + 1;
+  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) });
+  const querySeq = nSeqMax - 1;
+  const slots = slotPool(nSeqMax - 1);
+  const kept: Array<KeptChunk & { slot: number }> = []; // sorted by (score, index): best first
+  const scores: number[] = [];
+  let peak = 0;
+  const t0 = now();
+
+  for (let g = 0; g < spans.length; g += o.maxParallelChunks) {
+    if (hooks.signal?.aborted) throw new Error("aborted");
+    const group = spans.slice(g, g + o.maxParallelChunks).map((span, i) => ({ span, index: g + i, slot: slots.take(), len: prefix.length + span.end - span.start }));
+    const batch = emptyBatch(group.reduce((a, x) => a + x.len + m, 0));
+    for (const x of group) {
+      const tokens = [...prefix, ...req.context.slice(x.span.start, x.span.end), ...req.query];
+      // Logits at row i predict token i+1: rows len-1 .. len+m-2 predict the query tokens.
+      tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
+    }
+    const logits = model.forward(cache, batch, { observer: o.eviction ? evictionObserver(model, cache, group, m, o) : undefined, oneStep: o.eviction !== null });
+    peak = Math.max(peak, cache.bytes());
+
+    group.forEach((x, i) => {
+      const score = meanNll(logits, i * scored, req.query.slice(m - scored), c.nVocab);
+      scores.push(score);
+      cache.seqRemove(x.slot, x.len); // only the chunk's own rows are kept
+      offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score, slot: x.slot }, o.topK, (dropped) => {
+        cache.seqRemove(dropped.slot);
+        slots.give(dropped.slot);
+      });
+    });
+    hooks.onProgress?.({ chunksDone: Math.min(spans.length, g + group.length), chunks: spans.length, tokensDone: spans[Math.min(spans.length, g + group.length) - 1].end, tokens: req.context.length });
+  }
+
+  // Stage 1: kept chunks in document order; only the first keeps its BOS row.
+  const inOrder = [...kept].sort((a, b) => a.index - b.index);
+  inOrder.forEach((k, i) => {
+    if (i > 0 && req.bos !== null) cache.seqRemove(k.slot, 0, 1);
+    cache.setVisible(querySeq, k.slot);
+  });
+  const pos0 = Math.max(...inOrder.map((k) => k.tokens));
+  const chunkLen = new Map(inOrder.map((k) => [k.slot, k.tokens]));
+  let evictedByCalibration = 0;
+  const calib: AttentionObserver | undefined = o.calibration
+    ? (l, q, b, kvc) => {
+        const cal = o.calibration!;
+        const steps = cal.recipe.filter((s) => { const [a, z] = scaleLayers(s, cal.recipeDepth, c.nLayers); return l >= a && l <= z; });
+        if (steps.length === 0) return false;
+        const rows = Array.from({ length: Math.min(cal.calibrationQueries, b.n) }, (_, i) => b.n - 1 - i);
+        let n = 0;
+        for (const s of steps) n += calibrate(layerAttentionProbs(c, l, q, b, kvc, rows), kvc, l, c.nHeads, querySeq, chunkLen, s.bias, cal.threshold, cal.regionTokens);
+        evictedByCalibration += n;
+        return n > 0;
+      }
+    : undefined;
+  const stage0 = now() - t0;
+  const gen = generate(model, req.query, {
+    ...hooks.sampler, maxTokens: o.maxTokens, cache, seq: querySeq, pos0, prefill: { observer: calib, oneStep: true },
+    stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
+  });
+  peak = Math.max(peak, cache.bytes());
+  return {
+    tokens: gen.tokens,
+    nChunks: spans.length,
+    chunkTokens,
+    kept: inOrder.map(({ slot: _slot, ...k }) => k),
+    scores,
+    prefillSeconds: stage0 + gen.prefillSeconds,
+    decodeSeconds: gen.decodeSeconds,
+    peakCacheBytes: peak,
+    evictedByCalibration,
+  };
+}
+
+/** Mean negative log-likelihood of `targets` from consecutive logit rows starting at `row0`. */
+export function meanNll(logits: Float32Array, row0: number, targets: ArrayLike<number>, nVocab: number): number {
+  let total = 0;
+  for (let j = 0; j < targets.length; j++) {
+    const off = (row0 + j) * nVocab;
+    let max = -Infinity;
+    for (let v = 0; v < nVocab; v++) max = Math.max(max, logits[off + v]);
+    let sum = 0;
+    for (let v = 0; v < nVocab; v++) sum += Math.exp(logits[off + v] - max);
+    total += max + Math.log(sum) - logits[off + targets[j]];
+  }
+  return total / targets.length;
+}
+
+/**
+ * The bounded queue: keeps the k lowest scores (ties to the earlier chunk), best first. A chunk
+ * that does not make it, or that is pushed out, goes to `drop` at once.
+ */
+export function offer<T extends { score: number; index: number }>(queue: T[], item: T, k: number, drop: (x: T) => void): void {
+  const better = (a: T, b: T) => a.score < b.score || (a.score === b.score && a.index < b.index);
+  let at = queue.length;
+  while (at > 0 && better(item, queue[at - 1])) at--;
+  if (at >= k) return drop(item);
+  queue.splice(at, 0, item);
+  if (queue.length > k) drop(queue.pop()!);
+}
+
+/** SnapKV per chunk: observes each layer's window rows and trims that layer after the forward step. */
+function evictionObserver(model: Model, cache: KvCache, group: Array<{ slot: number; len: number }>, m: number, o: ParallelCompOptions): AttentionObserver {
+  const c = model.config;
+  const ev = o.eviction!;
+  return (l, q, b) => {
+    // Batch rows of each chunk are contiguous: chunk i starts at the sum of earlier (len + m).
+    let start = 0;
+    for (const x of group) {
+      const end = start + x.len + m;
+      const w = Math.min(ev.window, m);
+      const rows = Array.from({ length: w }, (_, i) => end - w + i);
+      const p = layerAttentionProbs(c, l, q, b, cache, rows);
+      applyKeep(cache, l, x.slot, snapKvKeep(p, cache, l, x.slot, x.len, c.nHeads, ev));
+      start = end;
+    }
+  };
+}
