@@ -14,7 +14,9 @@ export interface GenerateOptions extends SamplerOptions {
   seq?: number;
   /** First position of the prompt (default: after the sequence's last cached row). */
   pos0?: number;
-  /** Options for the prompt's forward pass (an attention observer, say). */
+  /** Options for every forward pass (a RoPE base, say). */
+  forward?: ForwardOptions;
+  /** Options added for the prompt's forward pass (an attention observer, say). */
   prefill?: ForwardOptions;
   onToken?: (token: number) => void;
   signal?: AbortSignal;
@@ -43,7 +45,7 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
 
   const t0 = now();
   let pos = o.pos0 ?? cache.seqPosMax(seq) + 1;
-  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), o.prefill);
+  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), { ...o.forward, ...o.prefill });
   pos += prompt.length;
   const t1 = now();
 
@@ -56,7 +58,7 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
     tokens.push(next);
     o.onToken?.(next);
     if (tokens.length === maxTokens) break;
-    logits = model.forward(cache, sequenceBatch([next], { seq, pos0: pos++ }));
+    logits = model.forward(cache, sequenceBatch([next], { seq, pos0: pos++ }), o.forward);
   }
   const t2 = now();
   const decoded = Math.max(0, tokens.length - 1); // the first token comes from the prefill logits

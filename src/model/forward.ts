@@ -26,6 +26,8 @@ export interface ForwardOptions {
   observer?: AttentionObserver;
   /** Run the whole batch as one step (observers that need all of a sequence's rows at once). */
   oneStep?: boolean;
+  /** RoPE base for this pass (dynamic NTK scaling); default the model's. */
+  ropeBase?: number;
 }
 
 /** Activation buffers for up to `maxTokens` tokens per step, allocated once and reused. */
@@ -110,6 +112,22 @@ export function applyRope(c: ModelConfig, x: Float32Array, T: number, nH: number
   }
 }
 
+/**
+ * Moves already-rotated keys by `delta` positions: RoPE angles add, so rotating by delta * freq
+ * re-positions a key (StreamingLLM's rolling cache needs it). k: [n, headDim] rows.
+ */
+export function shiftKeys(c: ModelConfig, k: Float32Array, n: number, delta: number, ropeFreqs: Float32Array | null): void {
+  const half = c.ropeDim / 2;
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const freq = (c.ropeFreqScale * Math.pow(c.ropeBase, (-2 * i) / c.ropeDim)) / (ropeFreqs ? ropeFreqs[i] : 1);
+    cos[i] = Math.cos(delta * freq);
+    sin[i] = Math.sin(delta * freq);
+  }
+  for (let r = 0; r < n; r++) applyRope(c, k.subarray(r * c.headDim, (r + 1) * c.headDim), 1, 1, cos, sin);
+}
+
 function addBias(x: Float32Array, b: Float32Array | null, T: number, n: number) {
   if (!b) return;
   for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) x[t * n + i] += b[i];
@@ -170,7 +188,7 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
     K.matmul({ w: w.data, type: w.type, nOut: w.nOut, nIn: w.nIn, x, T: rows, y });
 
   embed(W.tokenEmbd, b.tokens, T, ws.x);
-  ropeTables(c, b.pos, T, W.ropeFreqs, ws.cos, ws.sin);
+  ropeTables(opts.ropeBase ? { ...c, ropeBase: opts.ropeBase } : c, b.pos, T, W.ropeFreqs, ws.cos, ws.sin);
   cache.reserve(T);
 
   // Rows whose logits are wanted; after the last attention only they need to go on.

@@ -1,0 +1,111 @@
+// The baselines of ../shared/method.md, through the same engine and the same request, so every
+// method is measured on identical tokens.
+//   full       plain causal attention over everything, ordinary positions (breaks past the window)
+//   truncate   the context's head and tail, cut to fit the window (the paper's "FullKV" row)
+//   pcw        Parallel Context Windows: every chunk kept, local positions, no selection
+//   streaming  StreamingLLM: 4 sink tokens plus a rolling window, positions inside the cache
+//   ntk        dynamic NTK-aware RoPE scaling over the whole input
+
+import { sequenceBatch } from "../engine/batch.js";
+import { generate } from "../generate/generate.js";
+import { shiftKeys } from "../model/forward.js";
+import type { Model } from "../model/model.js";
+import { chunkBudget, parallelComp, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
+import type { ParallelCompOptions } from "./options.js";
+
+export const METHODS = ["parallelcomp", "full", "truncate", "pcw", "streaming", "ntk"] as const;
+export type Method = (typeof METHODS)[number];
+
+const now = () => performance.now() / 1000;
+
+function wholePrompt(req: TokenRequest, context: number[] = req.context): number[] {
+  return [...(req.bos === null ? [] : [req.bos]), ...req.header, ...context, ...req.query];
+}
+
+/** A single-sequence run reported in ParallelComp's result shape (one "chunk": everything). */
+function single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): ParallelCompResult {
+  const g = generate(model, prompt, {
+    ...hooks.sampler, maxTokens: o.maxTokens, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
+    forward: ropeBase ? { ropeBase } : undefined,
+  });
+  return {
+    tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [],
+    prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
+    peakCacheBytes: 0, evictedByCalibration: 0,
+  };
+}
+
+export function runMethod(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+  if (req.context.length === 0) throw new Error("the context is empty");
+  if (req.query.length === 0) throw new Error("the question is empty");
+  const c = model.config;
+  switch (method) {
+    case "parallelcomp":
+      return parallelComp(model, req, o, hooks);
+    case "full":
+      return single(model, wholePrompt(req), o, hooks);
+    case "truncate": {
+      const budget = chunkBudget(c.nCtxTrain, req, o.maxTokens);
+      if (req.context.length <= budget) return single(model, wholePrompt(req), o, hooks);
+      const head = Math.floor(budget / 2);
+      return single(model, wholePrompt(req, [...req.context.slice(0, head), ...req.context.slice(req.context.length - (budget - head))]), o, hooks);
+    }
+    case "pcw": {
+      const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
+      const nChunks = Math.ceil(req.context.length / chunkTokens) + 1; // chunking may cut early
+      return parallelComp(model, req, { ...o, topK: nChunks, eviction: null, calibration: null }, hooks);
+    }
+    case "ntk": {
+      // Dynamic NTK (as in Hugging Face transformers' "dynamic" rope scaling, factor 1):
+      // base' = base * (L / L_train) ^ (d / (d - 2)) once the input L exceeds the trained length.
+      const L = wholePrompt(req).length + o.maxTokens;
+      const scale = Math.max(1, L / c.nCtxTrain);
+      return single(model, wholePrompt(req), o, hooks, c.ropeBase * Math.pow(scale, c.ropeDim / (c.ropeDim - 2)));
+    }
+    case "streaming":
+      return streaming(model, wholePrompt(req), o, hooks);
+  }
+}
+
+/**
+ * StreamingLLM: the first 4 tokens stay as attention sinks, then a window of the most recent
+ * tokens; positions are those inside the cache, so when old rows leave, the rest shift down
+ * (their keys are re-rotated). Prefill runs in steps so the cache never exceeds the window.
+ */
+function streaming(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks): ParallelCompResult {
+  const c = model.config;
+  const SINKS = 4;
+  const STEP = 256;
+  const capacity = c.nCtxTrain - o.maxTokens; // rows held before the answer
+  if (capacity < SINKS + STEP) throw new Error(`window ${c.nCtxTrain} too small for streaming with ${o.maxTokens} answer tokens`);
+  const cache = model.newCache({ nSeqMax: 1, capacity });
+  const rotate = (k: Float32Array, delta: number) => shiftKeys(c, k, 1, delta, model.weights.ropeFreqs);
+  const t0 = now();
+  let rows = 0;
+  const makeRoom = (n: number) => {
+    const excess = rows + n - capacity;
+    if (excess <= 0) return;
+    cache.seqRemove(0, SINKS, SINKS + excess);
+    cache.seqShift(0, SINKS + excess, Infinity, -excess, rotate);
+    rows -= excess;
+  };
+  // Everything but the query's last token; that one is the prefill of the answer.
+  const body = prompt.slice(0, -1);
+  for (let i = 0; i < body.length; i += STEP) {
+    if (hooks.signal?.aborted) throw new Error("aborted");
+    const step = body.slice(i, i + STEP);
+    makeRoom(step.length);
+    model.forward(cache, sequenceBatch(step, { pos0: rows, logits: "none" }));
+    rows += step.length;
+  }
+  makeRoom(1);
+  const t1 = now();
+  const g = generate(model, prompt.slice(-1), {
+    ...hooks.sampler, maxTokens: o.maxTokens, cache, pos0: rows, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
+  });
+  return {
+    tokens: g.tokens, nChunks: 1, chunkTokens: capacity, kept: [], scores: [],
+    prefillSeconds: t1 - t0 + g.prefillSeconds, decodeSeconds: g.decodeSeconds,
+    peakCacheBytes: cache.bytes(), evictedByCalibration: 0,
+  };
+}
