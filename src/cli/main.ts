@@ -2,6 +2,7 @@
 
 import { Command, CommanderError } from "commander";
 import { addBench, addGenerate, addInspect } from "./commands.js";
+import { addAsk } from "./ask.js";
 
 const program = new Command();
 program
@@ -11,6 +12,7 @@ program
   .showHelpAfterError("(add --help for usage)")
   .exitOverride();
 
+addAsk(program);
 addGenerate(program);
 addInspect(program);
 addBench(program);
