@@ -51,7 +51,8 @@ export function byteLevelChars(): string[] {
 
 /**
  * A byte-level "gpt2" vocabulary padded to nVocab with placeholder tokens; BOS and EOS are the
- * last two ids. llama.cpp refuses an empty merges list, so it holds one harmless merge.
+ * last two ids. llama.cpp refuses an empty merges list, so it holds one merge that never applies
+ * (its parts are multi-character; byte-level symbols start as single characters).
  */
 export function placeholderVocab(nVocab: number): Array<[string, GgufKv]> {
   const tokens = byteLevelChars();
@@ -66,7 +67,7 @@ export function placeholderVocab(nVocab: number): Array<[string, GgufKv]> {
     ["tokenizer.ggml.pre", kv.str("default")],
     ["tokenizer.ggml.tokens", kv.strings(tokens)],
     ["tokenizer.ggml.token_type", kv.i32s(types)],
-    ["tokenizer.ggml.merges", kv.strings(["t o"])],
+    ["tokenizer.ggml.merges", kv.strings(["<s> </s>"])],
     ["tokenizer.ggml.bos_token_id", kv.u32(nVocab - 2)],
     ["tokenizer.ggml.eos_token_id", kv.u32(nVocab - 1)],
     ["tokenizer.ggml.add_bos_token", kv.bool(false)],
