@@ -2,13 +2,14 @@
 //  - gguf-py's numpy implementation (llama.cpp's gguf-py/gguf/quants.py, run with python3),
 //  - the real compiled ggml: node-llama-cpp's prebuilt libggml-base.so (the quantize_row_*_ref
 //    and dequantize_row_* functions) and libggml-cpu-haswell.so (the AVX2/F16C activation
-//    converters), called through python's ctypes. Linux x64 only; skipped elsewhere.
+//    converters; libggml-cpu-sandybridge.so for the AVX-only ones), called through python's
+//    ctypes. Linux x64 only; skipped elsewhere.
 // Plus reference-free checks: hand-computed blocks, round-trip error bounds, API errors.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -23,6 +24,7 @@ import {
   roundToBf16,
   roundToF16,
 } from "../src/tensor/f16.js";
+import { roundActivations } from "../src/kernels/reference.js";
 import { dequantizeRow, quantizeRow, quantizeRowX86, quantizeTensor, vecDotType } from "../src/tensor/quant.js";
 import { llamaCppPrebuiltBins, llamaCppSource } from "./support/llamacpp.js";
 
@@ -66,6 +68,22 @@ function testMatrix(seed: number): { data: Float32Array; rows: number } {
   rows.push((j) => (j % 64 < 32 ? 1e-9 : 1) * gaussian(rng)); // tiny sub-blocks next to normal ones
   rows.push((j) => Math.round(rng() * 16 - 8)); // integers in [-8, 8]
   rows.push((j) => (j % 16 === 0 ? 0 : 300) * gaussian(rng)); // large values
+  rows.push((j) => { // Q4_1 / Q5_1 ties: half steps of d = 1 (range 15 or 31), x - min exact
+    const range = (j >> 5) % 2 ? 15 : 31;
+    return -7.25 + (j % 32 === 0 ? 0 : j % 32 === 1 ? range : Math.round(rng() * 2 * range) / 2);
+  });
+  let id127 = 0; // Q8 x86 vs ref scaling: fr(127/amax) and fr(1/fr(amax/127)) differ by an ulp
+  rows.push((j) => { // for such an amax, x near (k + 0.5)/id often rounds differently with each
+    if (j % 32 === 0) {
+      let amax: number;
+      do {
+        amax = Math.fround(0.5 + rng());
+        id127 = Math.fround(127 / amax);
+      } while (id127 === Math.fround(1 / Math.fround(amax / 127)));
+      return rng() < 0.5 ? amax : -amax;
+    }
+    return (Math.floor(rng() * 252) - 126 + 0.5) / id127;
+  });
   for (let r = 0; r < 16; r++) { // weight-like rows: every 32-block at its own scale, 1e-3..10
     const scales = Array.from({ length: COLS / 32 }, () => 10 ** (4 * rng() - 3));
     rows.push((j) => scales[j >> 5] * gaussian(rng));
@@ -78,8 +96,10 @@ function testMatrix(seed: number): { data: Float32Array; rows: number } {
 }
 
 const MATRIX = testMatrix(1234);
-const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
-const BLOCK_TYPES = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
+const LEGACY_TYPES = [GgmlType.Q8_0, GgmlType.Q8_1, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]; // 32-value blocks
+const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, ...LEGACY_TYPES, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
+const BLOCK_TYPES = [...LEGACY_TYPES, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_K];
+const GGML_DEQUANTIZE = BLOCK_TYPES.filter((t) => t !== GgmlType.Q8_1); // ggml has no dequantize_row_q8_1
 
 function quantizeOurs(type: number, m = MATRIX): Uint8Array {
   return quantizeTensor(type, m.data, m.rows, COLS);
@@ -100,7 +120,7 @@ function u8(a: Float32Array | Uint32Array | Uint16Array | Uint8Array): Uint8Arra
 
 type PyJob =
   | { op: "np_quantize" | "np_dequantize"; type: number; rows: number; input: Uint8Array }
-  | { op: "ggml"; lib: "base" | "cpu"; fn: string; n: number; outBytes: number; input: Uint8Array };
+  | { op: "ggml"; lib: "base" | "cpu" | "cpu-avx"; fn: string; n: number; outBytes: number; input: Uint8Array };
 
 const PY_SCRIPT = String.raw`
 import ctypes, json, os, sys
@@ -115,6 +135,8 @@ def lib(which):
             libs["base"] = ctypes.CDLL(os.path.join(req["bins"], "libggml-base.so"), mode=ctypes.RTLD_GLOBAL)
         if which == "cpu":
             libs["cpu"] = ctypes.CDLL(os.path.join(req["bins"], "libggml-cpu-haswell.so"))
+        if which == "cpu-avx":
+            libs["cpu-avx"] = ctypes.CDLL(os.path.join(req["bins"], "libggml-cpu-sandybridge.so"))
     return libs[which]
 
 for i, job in enumerate(req["jobs"]):
@@ -153,6 +175,8 @@ function checkGgml(): string | undefined {
 
 const NO_PYTHON = checkPython();
 const NO_GGML = checkGgml();
+/** libggml-cpu-sandybridge.so (AVX without AVX2: a second SIMD path in arch/x86/quants.c). */
+const NO_AVX_ONLY = NO_GGML ?? (existsSync(join(llamaCppPrebuiltBins()!, "libggml-cpu-sandybridge.so")) ? undefined : "libggml-cpu-sandybridge.so is not installed");
 
 /** Runs the jobs in one python3 process; returns each job's output bytes. */
 function runPython(jobs: PyJob[]): Uint8Array[] {
@@ -225,13 +249,14 @@ function assertSameFloats(ours: Float32Array, theirs: Float32Array, what: string
   }
 }
 
-const TYPE_SIZE: Record<number, number> = { 0: 4, 1: 2, 30: 2, 8: 34, 2: 18, 12: 144, 13: 176, 14: 210, 15: 292 }; // bytes per block
+const TYPE_SIZE: Record<number, number> = { 0: 4, 1: 2, 30: 2, 8: 34, 9: 36, 2: 18, 3: 20, 6: 22, 7: 24, 12: 144, 13: 176, 14: 210, 15: 292 }; // bytes per block
 
 // ---------------------------------------------------------------- reference jobs
 
-const GGML_NAME: Record<number, string> = { 8: "q8_0", 2: "q4_0", 12: "q4_K", 13: "q5_K", 14: "q6_K", 15: "q8_K" };
-const NUMPY_QUANTIZE = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0]; // gguf-py has no K quantizers
-const NUMPY_DEQUANTIZE = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]; // nor Q8_K
+const GGML_NAME: Record<number, string> = { 8: "q8_0", 9: "q8_1", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1", 12: "q4_K", 13: "q5_K", 14: "q6_K", 15: "q8_K" };
+const NUMPY_LEGACY = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]; // gguf-py has no Q8_1
+const NUMPY_QUANTIZE = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, ...NUMPY_LEGACY]; // gguf-py has no K quantizers
+const NUMPY_DEQUANTIZE = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, ...NUMPY_LEGACY, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]; // nor Q8_K
 
 function referenceJobs(): Map<string, PyJob> {
   const jobs = new Map<string, PyJob>();
@@ -246,16 +271,25 @@ function referenceJobs(): Map<string, PyJob> {
     jobs.set(`dequantize numpy ${type}`, { op: "np_dequantize", type, rows, input: bytes });
   }
   if (NO_GGML) return jobs;
-  const ggml = (lib: "base" | "cpu", fn: string, n: number, outBytes: number, input: Uint8Array): PyJob => ({ op: "ggml", lib, fn, n, outBytes, input });
+  const ggml = (lib: "base" | "cpu" | "cpu-avx", fn: string, n: number, outBytes: number, input: Uint8Array): PyJob => ({ op: "ggml", lib, fn, n, outBytes, input });
   jobs.set("f16 ggml-cpu", ggml("cpu", "ggml_cpu_fp32_to_fp16", all.length, 2 * all.length, u8(all)));
   jobs.set("bf16 ggml", ggml("base", "ggml_fp32_to_bf16_row", all.length, 2 * all.length, u8(all)));
   const n = MATRIX.data.length;
-  for (const type of BLOCK_TYPES) {
-    jobs.set(`quantize ggml ${type}`, ggml("base", `quantize_row_${GGML_NAME[type]}_ref`, n, rowBytes(type, n), u8(MATRIX.data)));
+  for (const type of BLOCK_TYPES) jobs.set(`quantize ggml ${type}`, ggml("base", `quantize_row_${GGML_NAME[type]}_ref`, n, rowBytes(type, n), u8(MATRIX.data)));
+  for (const type of GGML_DEQUANTIZE) {
     const { bytes, rows } = dequantInput(type);
     jobs.set(`dequantize ggml ${type}`, ggml("base", `dequantize_row_${GGML_NAME[type]}`, rows * COLS, 4 * rows * COLS, bytes));
   }
+  // ggml-cpu's from_float for the other 32-value weight types is the _ref quantizer
+  for (const type of [GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]) {
+    jobs.set(`${GGML_NAME[type]} ggml-cpu`, ggml("cpu", `quantize_row_${GGML_NAME[type]}`, n, rowBytes(type, n), u8(MATRIX.data)));
+  }
   jobs.set("q8_0 ggml-cpu", ggml("cpu", "quantize_row_q8_0", n, rowBytes(GgmlType.Q8_0, n), u8(MATRIX.data)));
+  jobs.set("q8_1 ggml-cpu", ggml("cpu", "quantize_row_q8_1", n, rowBytes(GgmlType.Q8_1, n), u8(MATRIX.data)));
+  if (!NO_AVX_ONLY) {
+    jobs.set("q8_0 ggml-cpu-avx", ggml("cpu-avx", "quantize_row_q8_0", n, rowBytes(GgmlType.Q8_0, n), u8(MATRIX.data)));
+    jobs.set("q8_1 ggml-cpu-avx", ggml("cpu-avx", "quantize_row_q8_1", n, rowBytes(GgmlType.Q8_1, n), u8(MATRIX.data)));
+  }
   jobs.set("q8_K ggml-cpu", ggml("cpu", "quantize_row_q8_K", n, rowBytes(GgmlType.Q8_K, n), u8(MATRIX.data)));
   return jobs;
 }
@@ -396,7 +430,8 @@ function sanitizeScales(type: number, b: Uint8Array): void {
     else if (type === GgmlType.BF16) b[o + 1] &= 0x7b;
     else if (type === GgmlType.Q6_K) finiteHalf(o + 208);
     else if (type === GgmlType.Q4_K || type === GgmlType.Q5_K) { finiteHalf(o); finiteHalf(o + 2); }
-    else finiteHalf(o); // F16 values, Q8_0 and Q4_0 scales
+    else if (type === GgmlType.Q4_1 || type === GgmlType.Q5_1 || type === GgmlType.Q8_1) { finiteHalf(o); finiteHalf(o + 2); } // d, m (Q8_1: d, s)
+    else finiteHalf(o); // F16 values, Q8_0, Q4_0 and Q5_0 scales
   }
 }
 
@@ -414,6 +449,7 @@ for (const type of BLOCK_TYPES) {
   test(`${typeName(type)}: quantizeRow bytes equal ggml's quantize_row_${name}_ref (prebuilt libggml-base)`, { skip: NO_GGML }, () => {
     assertSameBytes(quantizeOurs(type), reference(`quantize ggml ${type}`), typeName(type), TYPE_SIZE[type]);
   });
+  if (type === GgmlType.Q8_1) continue; // no dequantize_row_q8_1 in ggml: see the Q8_1 tests below
   test(`${typeName(type)}: dequantizeRow equals ggml's dequantize_row_${name}, exactly`, { skip: NO_GGML }, () => {
     const { bytes, rows } = dequantInput(type);
     assertSameFloats(dequantizeOurs(type, bytes, rows), asF32(reference(`dequantize ggml ${type}`)), typeName(type));
@@ -426,6 +462,33 @@ test("Q8_0: quantizeRowX86 equals ggml-cpu's AVX2 quantize_row_q8_0 (ties to eve
   quantizeRowX86(GgmlType.Q8_0, MATRIX.data, 0, n, ours, 0);
   assertSameBytes(ours, reference("q8_0 ggml-cpu"), "Q8_0 x86", 34);
 });
+
+test("Q8_1: quantizeRowX86 equals ggml-cpu's AVX2 quantize_row_q8_1 (ties to even, 127/amax, s from the int32 sum)", { skip: NO_GGML }, () => {
+  const n = MATRIX.data.length;
+  const ours = new Uint8Array(rowBytes(GgmlType.Q8_1, n));
+  quantizeRowX86(GgmlType.Q8_1, MATRIX.data, 0, n, ours, 0);
+  assertSameBytes(ours, reference("q8_1 ggml-cpu"), "Q8_1 x86", 36);
+  const ref = quantizeOurs(GgmlType.Q8_1);
+  assert.ok(ours.some((b, i) => b !== ref[i]), "the test data tells the x86 quantizer from the ref one");
+});
+
+test("Q8_0 / Q8_1: the AVX-only quantizers (libggml-cpu-sandybridge) equal quantizeRowX86 too", { skip: NO_AVX_ONLY }, () => {
+  const n = MATRIX.data.length;
+  for (const [type, key] of [[GgmlType.Q8_0, "q8_0 ggml-cpu-avx"], [GgmlType.Q8_1, "q8_1 ggml-cpu-avx"]] as const) {
+    const ours = new Uint8Array(rowBytes(type, n));
+    quantizeRowX86(type, MATRIX.data, 0, n, ours, 0);
+    assertSameBytes(ours, reference(key), `${typeName(type)} AVX`, TYPE_SIZE[type]);
+  }
+});
+
+for (const type of [GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]) {
+  test(`${typeName(type)}: ggml-cpu's from_float (quantize_row_${GGML_NAME[type]}) is the ref one, and so is quantizeRowX86`, { skip: NO_GGML }, () => {
+    const n = MATRIX.data.length;
+    const ours = new Uint8Array(rowBytes(type, n));
+    quantizeRowX86(type, MATRIX.data, 0, n, ours, 0);
+    assertSameBytes(ours, reference(`${GGML_NAME[type]} ggml-cpu`), `${typeName(type)} cpu`, TYPE_SIZE[type]);
+  });
+}
 
 test("Q8_K: ggml-cpu's activation quantizer (quantize_row_q8_K) is the ref one we match", { skip: NO_GGML }, () => {
   const n = MATRIX.data.length;
@@ -445,6 +508,86 @@ test("Q8_0: ref rounds ties away from zero, the x86 variant to even", () => {
   assert.equal(ref[0] | (ref[1] << 8), 0x3c00, "d = 127/127 = 1");
   assert.deepEqual([...new Int8Array(ref.buffer, 2, 4)], [127, 3, -3, 4]);
   assert.deepEqual([...new Int8Array(avx.buffer, 2, 4)], [127, 2, -2, 4]);
+});
+
+test("Q8_1: ref rounds ties away from zero, the x86 variant to even; s = d * Σq as f16", () => {
+  const x = new Float32Array(64);
+  x[0] = 127; x[1] = 2.5; x[2] = -2.5; x[3] = 3.5; x[20] = -0.5; x[31] = 1.5;
+  x[32] = -0.25; x[33] = 0.125; // second block: amax 0.25, d = 0.25/127
+  const ref = new Uint8Array(72), avx = new Uint8Array(72);
+  quantizeRow(GgmlType.Q8_1, x, 0, 64, ref, 0);
+  quantizeRowX86(GgmlType.Q8_1, x, 0, 64, avx, 0);
+  const view = (b: Uint8Array) => new DataView(b.buffer);
+  const half = (b: Uint8Array, o: number) => f16BitsToF32(view(b).getUint16(o, true));
+  assert.equal(half(ref, 0), 1, "d = 127/127 = 1");
+  assert.deepEqual([...new Int8Array(ref.buffer, 4, 32)].filter((q) => q), [127, 3, -3, 4, -1, 2]);
+  assert.deepEqual([...new Int8Array(avx.buffer, 4, 32)].filter((q) => q), [127, 2, -2, 4, 2]); // -0.5 -> -0, 1.5 -> 2
+  assert.equal(half(ref, 2), 132, "ref s = 127 + 3 - 3 + 4 - 1 + 2");
+  assert.equal(half(avx, 2), 133, "x86 s = 127 + 2 - 2 + 4 + 2");
+  const d2 = Math.fround(0.25 / 127);
+  assert.equal(half(ref, 36), f16BitsToF32(f32ToF16Bits(d2)));
+  assert.deepEqual([...new Int8Array(ref.buffer, 40, 2)], [-127, 64], "0.125/d = 63.5 rounds away from zero");
+  assert.deepEqual([...new Int8Array(avx.buffer, 40, 2)], [-127, 64], "and 63.5 * (1 ± ulp) is not a tie after 127/amax");
+  assert.equal(half(ref, 38), f16BitsToF32(f32ToF16Bits(Math.fround(-63 * d2))), "s is the f32 product -63 * d, then f16");
+});
+
+test("Q8_1: dequantizeRow gives q * d, as Q8_0 does for the same d and quants (s is not a value)", () => {
+  const n = MATRIX.data.length;
+  for (const quant of [quantizeRow, quantizeRowX86]) {
+    const q81 = new Uint8Array(rowBytes(GgmlType.Q8_1, n));
+    quant(GgmlType.Q8_1, MATRIX.data, 0, n, q81, 0);
+    const q80 = new Uint8Array(rowBytes(GgmlType.Q8_0, n));
+    quant(GgmlType.Q8_0, MATRIX.data, 0, n, q80, 0);
+    for (let b = 0; b < n / 32; b++) { // same d and quants: the layouts differ only by the s field
+      assert.deepEqual(q81.subarray(36 * b, 36 * b + 2), q80.subarray(34 * b, 34 * b + 2), `block ${b} d`);
+      assert.deepEqual(q81.subarray(36 * b + 4, 36 * b + 36), q80.subarray(34 * b + 2, 34 * b + 34), `block ${b} qs`);
+    }
+    const a = new Float32Array(n), c = new Float32Array(n);
+    dequantizeRow(GgmlType.Q8_1, q81, 0, n, a, 0);
+    dequantizeRow(GgmlType.Q8_0, q80, 0, n, c, 0);
+    assertSameFloats(a, c, "Q8_1 vs Q8_0 values");
+    for (let b = 0; b < n / 32; b++) q81[36 * b + 2] ^= 0x55; // a different s changes nothing
+    dequantizeRow(GgmlType.Q8_1, q81, 0, n, a, 0);
+    assertSameFloats(a, c, "Q8_1 values ignore s");
+  }
+});
+
+test("Q4_1 / Q5_0 / Q5_1: hand-computed blocks (ties, the 5th bits in qh, no clamp needed)", () => {
+  // Values 0, 1, ..., 31 then 31.5 - 32: Q5_1 has d = 1, m = 0 and q = value for the first 31.
+  const x = new Float32Array(32);
+  for (let j = 0; j < 32; j++) x[j] = j;
+  x[17] = 16.5; // a tie: trunc(16.5 + 0.5) = 17
+  const q51 = new Uint8Array(24);
+  quantizeRow(GgmlType.Q5_1, x, 0, 32, q51, 0);
+  const v = new DataView(q51.buffer);
+  assert.equal(f16BitsToF32(v.getUint16(0, true)), 1, "d = 31/31");
+  assert.equal(f16BitsToF32(v.getUint16(2, true)), 0, "m = min");
+  const qh = v.getUint32(4, true);
+  const qs51 = Array.from({ length: 32 }, (_, j) => ((q51[8 + (j % 16)] >> (j < 16 ? 0 : 4)) & 15) | (((qh >>> j) & 1) << 4));
+  assert.deepEqual(qs51, Array.from({ length: 32 }, (_, j) => j), "q = value, and 16.5 goes up to 17");
+  assert.equal(qh, 0xffff0000 >>> 0, "values 16..31 have the 5th bit");
+  const back = new Float32Array(32);
+  dequantizeRow(GgmlType.Q5_1, q51, 0, 32, back, 0);
+  assert.deepEqual([...back], qs51);
+
+  // Q4_1 on 0..15 (twice): d = 1, exact.
+  const y = new Float32Array(32).map((_, j) => (j % 16) - 3);
+  const q41 = new Uint8Array(20);
+  quantizeRow(GgmlType.Q4_1, y, 0, 32, q41, 0);
+  assert.equal(f16BitsToF32(new DataView(q41.buffer).getUint16(2, true)), -3, "m = min");
+  assert.deepEqual([...q41.subarray(4)], Array.from({ length: 16 }, (_, j) => j | (j << 4)));
+  dequantizeRow(GgmlType.Q4_1, q41, 0, 32, back, 0);
+  assert.deepEqual([...back], [...y]);
+
+  // Q5_0: the signed max -16 gives d = 1; q = trunc(x + 16.5), so -16 -> 0 and 15.9 -> 32 -> clamped 31.
+  const z = new Float32Array(32);
+  z[0] = -16; z[1] = 15.9; z[2] = 0.5; z[3] = -0.5; z[16] = 3; z[31] = -7.25;
+  const q50 = new Uint8Array(22);
+  quantizeRow(GgmlType.Q5_0, z, 0, 32, q50, 0);
+  assert.equal(f16BitsToF32(new DataView(q50.buffer).getUint16(0, true)), 1, "d = -16 / -16");
+  dequantizeRow(GgmlType.Q5_0, q50, 0, 32, back, 0);
+  // ties of x + 16.5 go up: 0.5 -> 17 (1), -0.5 -> 16 (0); -7.25 -> 9.25 -> 9 (-7)
+  assert.deepEqual([back[0], back[1], back[2], back[3], back[4], back[16], back[31]], [-16, 15, 1, 0, 0, 3, -7]);
 });
 
 test("Q8_K: a hand-computed block (nearest_int ties to even, f32 d, bsums)", () => {
@@ -472,7 +615,8 @@ test("Q8_K: a hand-computed block (nearest_int ties to even, f32 d, bsums)", () 
 // is what the bits predict: Q8_0 ~0.006 (±d/2, d = amax/127 per 32), Q8_K ~0.008 (the same
 // over 256 values, so a larger amax), Q6_K ~0.02, Q5_K ~0.04, Q4_K ~0.075 (asymmetric
 // 16 levels), Q4_0 ~0.09 (symmetric 16 levels, one of them wasted); F16/BF16 half an ulp.
-const RMS_BOUND: Record<number, number> = { 0: 0, 1: 2 ** -11, 30: 2 ** -8, 8: 0.01, 2: 0.12, 12: 0.09, 13: 0.045, 14: 0.025, 15: 0.012 };
+// Q5_1 ~0.04 and Q5_0 ~0.046 (32 levels, asymmetric / symmetric), Q4_1 ~0.082; Q8_1 as Q8_0.
+const RMS_BOUND: Record<number, number> = { 0: 0, 1: 2 ** -11, 30: 2 ** -8, 8: 0.01, 9: 0.01, 2: 0.12, 3: 0.11, 6: 0.06, 7: 0.052, 12: 0.09, 13: 0.045, 14: 0.025, 15: 0.012 };
 
 for (const type of ALL_TYPES) {
   test(`${typeName(type)}: round trip error on Gaussian rows is within ${RMS_BOUND[type]} relative RMS`, () => {
@@ -489,23 +633,40 @@ for (const type of ALL_TYPES) {
   });
 }
 
-test("Q8_0 / Q4_0 / Q8_K: every value is within one step of its block's scale", () => {
-  // Storing d as f16 moves it by at most half an f16 ulp: 2^-11 relative, or 2^-25 absolute
-  // once d is subnormal; q * d then errs by up to |q| times that.
+test("Q8_0 / Q8_1 / Q4_0 / Q5_0 / Q4_1 / Q5_1 / Q8_K: every value is within one step of its block's scale", () => {
+  // Storing d (and m) as f16 moves it by at most half an f16 ulp: 2^-11 relative, or 2^-25
+  // absolute once subnormal; q * d then errs by up to |q| times that. Q4_1 / Q5_1 round half
+  // a step of d = (max - min)/levels, plus the f16 error of d and of m = min.
   const halfErr = (d: number) => Math.max(d * 2 ** -11, 2 ** -25);
-  const bounds: Array<[number, number, (amax: number) => number]> = [
+  const asym = (levels: number) => (amax: number, min: number, max: number) => {
+    const d = (max - min) / levels;
+    return 0.5 * d * (1 + 1e-5) + levels * halfErr(d) + halfErr(Math.abs(min));
+  };
+  const bounds: Array<[number, number, (amax: number, min: number, max: number) => number]> = [
     [GgmlType.Q8_0, 32, (a) => 0.5 * (a / 127) + 127 * halfErr(a / 127)],
+    [GgmlType.Q8_1, 32, (a) => 0.5 * (a / 127) + 127 * halfErr(a / 127)],
     [GgmlType.Q4_0, 32, (a) => a / 8 + 8 * halfErr(a / 8)], // the far end clamps at q=7 instead of 8
-    [GgmlType.Q8_K, 256, (a) => 0.5 * (a / 127) * (1 + 1e-6)], // f32 d
+    [GgmlType.Q5_0, 32, (a) => a / 16 + 16 * halfErr(a / 16)], // and at q=15 instead of 16
+    [GgmlType.Q4_1, 32, asym(15)],
+    [GgmlType.Q5_1, 32, asym(31)],
+    // f32 d; near half steps, rounding iscale, iscale * x and d * q (each 2^-24 relative, of
+    // values up to 127 steps) adds up to ~3 * 127 * 2^-24 of a step
+    [GgmlType.Q8_K, 256, (a) => (a / 127) * (0.5 + 4 * 127 * 2 ** -24)],
   ];
   for (const [type, block, bound] of bounds) {
     const back = dequantizeOurs(type, quantizeOurs(type), MATRIX.rows);
     for (let b = 0; b < MATRIX.data.length; b += block) {
-      let amax = 0;
-      for (let j = b; j < b + block; j++) amax = Math.max(amax, Math.abs(MATRIX.data[j]));
+      let amax = 0, min = Infinity, max = -Infinity;
+      for (let j = b; j < b + block; j++) {
+        const v = MATRIX.data[j];
+        amax = Math.max(amax, Math.abs(v));
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      const limit = bound(amax, min, max);
       for (let j = b; j < b + block; j++) {
         const err = Math.abs(back[j] - MATRIX.data[j]);
-        if (!(err <= bound(amax) + 1e-30)) assert.fail(`${typeName(type)} value ${j}: error ${err} > ${bound(amax)}`);
+        if (!(err <= limit + 1e-30)) assert.fail(`${typeName(type)} value ${j}: error ${err} > ${limit}`);
       }
     }
   }
@@ -558,7 +719,8 @@ test("quantizeTensor equals row-by-row quantizeRow", () => {
 test("vecDotType follows ggml-cpu's type_traits_cpu table", () => {
   const expected: Array<[GgmlType, GgmlType]> = [
     [GgmlType.F32, GgmlType.F32], [GgmlType.F16, GgmlType.F16], [GgmlType.BF16, GgmlType.BF16],
-    [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_0, GgmlType.Q8_0],
+    [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_0, GgmlType.Q8_0], [GgmlType.Q5_0, GgmlType.Q8_0],
+    [GgmlType.Q8_1, GgmlType.Q8_1], [GgmlType.Q4_1, GgmlType.Q8_1], [GgmlType.Q5_1, GgmlType.Q8_1],
     [GgmlType.Q4_K, GgmlType.Q8_K], [GgmlType.Q5_K, GgmlType.Q8_K], [GgmlType.Q6_K, GgmlType.Q8_K],
   ];
   for (const [w, a] of expected) assert.equal(vecDotType(w), a, typeName(w));
@@ -569,11 +731,27 @@ test("unsupported types, bad lengths and short buffers fail with clear errors", 
   const x = new Float32Array(256);
   const dst = new Uint8Array(1024);
   assert.throws(() => quantizeRow(GgmlType.Q2_K, x, 0, 256, dst, 0), /^Error: tensor type Q2_K \(10\) is not supported yet$/);
-  assert.throws(() => dequantizeRow(GgmlType.Q5_1, dst, 0, 32, x, 0), /tensor type Q5_1 \(7\) is not supported yet/);
+  assert.throws(() => dequantizeRow(GgmlType.Q3_K, dst, 0, 256, x, 0), /tensor type Q3_K \(11\) is not supported yet/);
   assert.throws(() => dequantizeRow(99, dst, 0, 32, x, 0), /unknown tensor type 99/);
   assert.throws(() => quantizeRow(GgmlType.Q8_0, x, 0, 48, dst, 0), /not a multiple of Q8_0's block size 32/);
   assert.throws(() => quantizeRow(GgmlType.Q6_K, x, 0, 256, dst, 900), /needs 210 bytes/);
   assert.throws(() => dequantizeRow(GgmlType.Q8_0, dst, 0, 512, x, 0), /row of 512 values, array has 256/);
   assert.throws(() => dequantizeRow(GgmlType.Q8_0, dst, -34, 32, x, 0), /bad byte offset -34/);
   assert.throws(() => quantizeTensor(GgmlType.Q2_K, x, 1, 256), /Q2_K \(10\) is not supported yet/);
+});
+
+test("roundActivations: Q4_1 / Q5_1 weights see activations through x86 Q8_1, Q5_0 through Q8_0", () => {
+  const T = 3, nIn = COLS;
+  const x = MATRIX.data.subarray(0, T * nIn);
+  for (const [w, dot] of [[GgmlType.Q4_1, GgmlType.Q8_1], [GgmlType.Q5_1, GgmlType.Q8_1], [GgmlType.Q5_0, GgmlType.Q8_0]] as const) {
+    const out = new Float32Array(T * nIn);
+    roundActivations(w, x, T, nIn, out);
+    const expect = new Float32Array(T * nIn);
+    const bytes = new Uint8Array(rowBytes(dot, nIn));
+    for (let t = 0; t < T; t++) {
+      quantizeRowX86(dot, x, t * nIn, nIn, bytes, 0);
+      dequantizeRow(dot, bytes, 0, nIn, expect, t * nIn);
+    }
+    assertSameFloats(out, expect, typeName(w));
+  }
 });

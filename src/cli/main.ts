@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { addBench, addGenerate, addInspect } from "./commands.js";
 import { addAsk } from "./ask.js";
+import { addEval } from "./eval.js";
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
 
 addAsk(program);
 addGenerate(program);
+addEval(program);
 addInspect(program);
 addBench(program);
 

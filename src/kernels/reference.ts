@@ -16,8 +16,8 @@ function f32Scratch(n: number): Float32Array {
 
 /**
  * Rounds activations the way llama.cpp's CPU backend does before a dot product: converted to
- * the weight type's "vec dot type" (F16, BF16, Q8_0 or Q8_K) and back. x: [T, nIn] -> out.
- * The x86 variant of Q8_0 (ties to even) is what llama.cpp's x64 CPU builds run.
+ * the weight type's "vec dot type" (F16, BF16, Q8_0, Q8_1 or Q8_K) and back. x: [T, nIn] -> out.
+ * The x86 variants of Q8_0 / Q8_1 (ties to even) are what llama.cpp's x64 CPU builds run.
  */
 export function roundActivations(type: number, x: Float32Array, T: number, nIn: number, out: Float32Array): void {
   const dotType = vecDotType(type);

@@ -3,7 +3,11 @@
 //
 // Block layouts (ggml-common.h; all little-endian, "half" = IEEE f16):
 //   Q4_0  32 values, 18 B: d:half | qs[16]   value j = (((qs[j%16] >> 4*(j>=16)) & 15) - 8) * d
+//   Q4_1  32 values, 20 B: d:half | m:half | qs[16]   value j = nibble_j * d + m
+//   Q5_0  32 values, 22 B: d:half | qh:u32 | qs[16]   value j = ((nibble_j | bit j of qh << 4) - 16) * d
+//   Q5_1  32 values, 24 B: d:half | m:half | qh:u32 | qs[16]   value j = (nibble_j | bit j of qh << 4) * d + m
 //   Q8_0  32 values, 34 B: d:half | qs[32] int8   value j = qs[j] * d
+//   Q8_1  32 values, 36 B: d:half | s:half (d * Σ qs, for dot products) | qs[32] int8   value j = qs[j] * d
 //   Q4_K 256 values, 144 B: d:half | dmin:half | scales[12] (8 x 6-bit scale, 8 x 6-bit min) | qs[128] nibbles
 //   Q5_K 256 values, 176 B: d:half | dmin:half | scales[12] | qh[32] (5th bits) | qs[128] nibbles
 //   Q6_K 256 values, 210 B: ql[128] (low nibbles) | qh[64] (2 high bits) | scales[16] int8 | d:half
@@ -24,6 +28,7 @@ const F16 = f16Table();
 const fr = Math.fround;
 const QK_K = 256;
 const GROUP_MAX_EPS = fr(1e-15);
+const FLT_MAX = fr(3.4028234663852886e38);
 
 /** Types dequantizeRow/quantizeRow handle. */
 export const QUANT_TYPES: ReadonlySet<number> = new Set([
@@ -31,7 +36,11 @@ export const QUANT_TYPES: ReadonlySet<number> = new Set([
   GgmlType.F16,
   GgmlType.BF16,
   GgmlType.Q8_0,
+  GgmlType.Q8_1,
   GgmlType.Q4_0,
+  GgmlType.Q4_1,
+  GgmlType.Q5_0,
+  GgmlType.Q5_1,
   GgmlType.Q4_K,
   GgmlType.Q5_K,
   GgmlType.Q6_K,
@@ -76,6 +85,11 @@ function writeU16(b: Uint8Array, o: number, v: number): void {
 function writeHalf(b: Uint8Array, o: number, x: number): void {
   scratchF32[0] = x;
   writeU16(b, o, f32BitsToF16Bits(scratchU32[0]));
+}
+
+/** Little-endian uint32 as a JS int32 (bit 31 becomes the sign; masks and shifts still work). */
+function readI32(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
 }
 
 function readF32(b: Uint8Array, o: number): number {
@@ -170,6 +184,15 @@ function dequantQ8_0(src: Uint8Array, s: number, nb: number, out: Float32Array, 
   }
 }
 
+// Q8_1: the same values as Q8_0 (ggml has no dequantize_row_q8_1; its `s` only serves dot products).
+function dequantQ8_1(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  const qs = int8View(src);
+  for (let b = 0; b < nb; b++, s += 36, o += 32) {
+    const d = readHalf(src, s);
+    for (let j = 0; j < 32; j++) out[o + j] = qs[s + 4 + j] * d;
+  }
+}
+
 function dequantQ4_0(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
   for (let b = 0; b < nb; b++, s += 18, o += 32) {
     const d = readHalf(src, s);
@@ -177,6 +200,42 @@ function dequantQ4_0(src: Uint8Array, s: number, nb: number, out: Float32Array, 
       const q = src[s + 2 + j];
       out[o + j] = ((q & 0xf) - 8) * d;
       out[o + j + 16] = ((q >> 4) - 8) * d;
+    }
+  }
+}
+
+// Q4_1 / Q5_1: value = q * d + m. q * d is exact (an f16 times a small integer), so the one
+// rounding of the store equals C's f32 addition.
+function dequantQ4_1(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 20, o += 32) {
+    const d = readHalf(src, s), m = readHalf(src, s + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = src[s + 4 + j];
+      out[o + j] = (q & 0xf) * d + m;
+      out[o + j + 16] = (q >> 4) * d + m;
+    }
+  }
+}
+
+// Q5_0 / Q5_1: the 5th bit of value j (j < 32) is bit j of the little-endian uint32 qh.
+function dequantQ5_0(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 22, o += 32) {
+    const d = readHalf(src, s), qh = readI32(src, s + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = src[s + 6 + j];
+      out[o + j] = (((q & 0xf) | (((qh >>> j) & 1) << 4)) - 16) * d;
+      out[o + j + 16] = (((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * d;
+    }
+  }
+}
+
+function dequantQ5_1(src: Uint8Array, s: number, nb: number, out: Float32Array, o: number): void {
+  for (let b = 0; b < nb; b++, s += 24, o += 32) {
+    const d = readHalf(src, s), m = readHalf(src, s + 2), qh = readI32(src, s + 4);
+    for (let j = 0; j < 16; j++) {
+      const q = src[s + 8 + j];
+      out[o + j] = ((q & 0xf) | (((qh >>> j) & 1) << 4)) * d + m;
+      out[o + j + 16] = ((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d + m;
     }
   }
 }
@@ -262,7 +321,11 @@ export function dequantizeRow(type: number, src: Uint8Array, srcOffset: number, 
     case GgmlType.F16: return dequantF16(src, srcOffset, n, out, outOffset);
     case GgmlType.BF16: return dequantBf16(src, srcOffset, n, out, outOffset);
     case GgmlType.Q8_0: return dequantQ8_0(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q8_1: return dequantQ8_1(src, srcOffset, n / 32, out, outOffset);
     case GgmlType.Q4_0: return dequantQ4_0(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q4_1: return dequantQ4_1(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q5_0: return dequantQ5_0(src, srcOffset, n / 32, out, outOffset);
+    case GgmlType.Q5_1: return dequantQ5_1(src, srcOffset, n / 32, out, outOffset);
     case GgmlType.Q4_K: return dequantQ4_K(src, srcOffset, n / QK_K, out, outOffset);
     case GgmlType.Q5_K: return dequantQ5_K(src, srcOffset, n / QK_K, out, outOffset);
     case GgmlType.Q6_K: return dequantQ6_K(src, srcOffset, n / QK_K, out, outOffset);
@@ -305,26 +368,50 @@ function signedAbsMax(x: Float32Array, xo: number, n: number): number {
 }
 
 // quantize_row_q8_0_ref: d = amax/127, q = roundf(x * (1/d)) (ties away from zero).
-function quantQ8_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
-  for (let b = 0; b < nb; b++, xo += 32, o += 34) {
-    const d = fr(absMax(x, xo, 32) / 127);
-    const id = d ? fr(1 / d) : 0;
-    writeHalf(dst, o, d);
-    for (let j = 0; j < 32; j++) dst[o + 2 + j] = roundAway(fr(x[xo + j] * id)) & 0xff;
-  }
-}
-
 // ggml-cpu's AVX/AVX2/AVX-512 quantize_row_q8_0 (arch/x86/quants.c): same d, but it scales
 // by 127/amax (not 1/d, which can differ by an ulp) and rounds ties to even.
-function quantQ8_0X86(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
-  for (let b = 0; b < nb; b++, xo += 32, o += 34) {
-    const amax = absMax(x, xo, 32);
-    writeHalf(dst, o, fr(amax / 127));
+// Q8_1 quantizes its 32 values exactly as Q8_0 does in both variants, and adds
+// s = d * Σq (ref: the sum of the stored int8s; x86: of the int32s before they are packed
+// to int8, the same numbers for finite input), an f32 product stored as f16.
+/** Writes d and qs[32] at dst[d0], dst[q0 ..]; leaves d (f32) and Σq in `q8`. */
+function q8Block(x: Float32Array, xo: number, dst: Uint8Array, d0: number, q0: number, x86: boolean): void {
+  const amax = absMax(x, xo, 32);
+  const d = fr(amax / 127);
+  writeHalf(dst, d0, d);
+  let sum = 0;
+  if (x86) {
     const id = amax !== 0 ? fr(127 / amax) : 0;
     for (let j = 0; j < 32; j++) {
       const q = nearestInt(fr(x[xo + j] * id));
-      dst[o + 2 + j] = Math.max(-128, Math.min(127, q)) & 0xff;
+      sum += q;
+      dst[q0 + j] = Math.max(-128, Math.min(127, q)) & 0xff;
     }
+  } else {
+    const id = d ? fr(1 / d) : 0;
+    for (let j = 0; j < 32; j++) {
+      const q = roundAway(fr(x[xo + j] * id));
+      dst[q0 + j] = q & 0xff;
+      sum += int8(q);
+    }
+  }
+  q8.d = d;
+  q8.sum = sum;
+}
+
+const q8 = { d: 0, sum: 0 };
+
+function quantQ8_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 34) q8Block(x, xo, dst, o, o + 2, false);
+}
+
+function quantQ8_0X86(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 34) q8Block(x, xo, dst, o, o + 2, true);
+}
+
+function quantQ8_1(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number, x86 = false): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 36) {
+    q8Block(x, xo, dst, o, o + 4, x86);
+    writeHalf(dst, o + 2, fr(q8.sum * q8.d));
   }
 }
 
@@ -340,6 +427,75 @@ function quantQ4_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: 
       const q1 = Math.min(15, Math.trunc(fr(fr(x[xo + j + 16] * id) + 8.5)));
       dst[o + 2 + j] = q0 | (q1 << 4);
     }
+  }
+}
+
+/** The signed maximum and minimum of x[xo..xo+32), starting from ∓FLT_MAX as ggml does. */
+function minMax32(x: Float32Array, xo: number): void {
+  let min = FLT_MAX, max = -FLT_MAX;
+  for (let j = 0; j < 32; j++) {
+    const v = x[xo + j];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  mm.min = min;
+  mm.max = max;
+}
+
+const mm = { min: 0, max: 0 };
+
+// quantize_row_q4_1_ref: d = (max - min)/15, m = min, q = min(15, trunc((x - min) * (1/d) + 0.5)).
+function quantQ4_1(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 20) {
+    minMax32(x, xo);
+    const min = mm.min;
+    const d = fr(fr(mm.max - min) / 15);
+    const id = d ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    writeHalf(dst, o + 2, min);
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + j] - min) * id) + 0.5)));
+      const q1 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + j + 16] - min) * id) + 0.5)));
+      dst[o + 4 + j] = q0 | (q1 << 4);
+    }
+  }
+}
+
+// quantize_row_q5_0_ref: like Q4_0 with 32 levels: d = max / -16, q = min(31, trunc(x/d + 16.5)).
+function quantQ5_0(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 22) {
+    const d = fr(signedAbsMax(x, xo, 32) / -16);
+    const id = d ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(31, Math.trunc(fr(fr(x[xo + j] * id) + 16.5)));
+      const q1 = Math.min(31, Math.trunc(fr(fr(x[xo + j + 16] * id) + 16.5)));
+      dst[o + 6 + j] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+      qh |= ((q0 >> 4) << j) | ((q1 >> 4) << (j + 16));
+    }
+    writeU32(dst, o + 2, qh);
+  }
+}
+
+// quantize_row_q5_1_ref: like Q4_1 with 32 levels (d = (max - min)/31), and no clamp to 31:
+// q = (uint8_t)((x - min) * (1/d) + 0.5), of which only the low 5 bits are stored.
+function quantQ5_1(x: Float32Array, xo: number, nb: number, dst: Uint8Array, o: number): void {
+  for (let b = 0; b < nb; b++, xo += 32, o += 24) {
+    minMax32(x, xo);
+    const min = mm.min;
+    const d = fr(fr(mm.max - min) / 31);
+    const id = d ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    writeHalf(dst, o + 2, min);
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.trunc(fr(fr(fr(x[xo + j] - min) * id) + 0.5)) & 0xff;
+      const q1 = Math.trunc(fr(fr(fr(x[xo + j + 16] - min) * id) + 0.5)) & 0xff;
+      dst[o + 8 + j] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+      qh |= (((q0 >> 4) & 1) << j) | (((q1 >> 4) & 1) << (j + 16));
+    }
+    writeU32(dst, o + 4, qh);
   }
 }
 
@@ -617,7 +773,11 @@ export function quantizeRow(type: number, x: Float32Array, xOffset: number, n: n
     case GgmlType.F16: return quantF16(x, xOffset, n, dst, dstOffset);
     case GgmlType.BF16: return quantBf16(x, xOffset, n, dst, dstOffset);
     case GgmlType.Q8_0: return quantQ8_0(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q8_1: return quantQ8_1(x, xOffset, n / 32, dst, dstOffset);
     case GgmlType.Q4_0: return quantQ4_0(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q4_1: return quantQ4_1(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q5_0: return quantQ5_0(x, xOffset, n / 32, dst, dstOffset);
+    case GgmlType.Q5_1: return quantQ5_1(x, xOffset, n / 32, dst, dstOffset);
     case GgmlType.Q4_K: return quantQ4_K(x, xOffset, n / QK_K, dst, dstOffset);
     case GgmlType.Q5_K: return quantQ5_K(x, xOffset, n / QK_K, dst, dstOffset);
     case GgmlType.Q6_K: return quantQ6_K(x, xOffset, n / QK_K, dst, dstOffset);
@@ -629,13 +789,14 @@ export function quantizeRow(type: number, x: Float32Array, xOffset: number, n: n
 /**
  * What ggml-cpu's `from_float` for `type` produces on x86-64 builds with AVX, AVX2 or
  * AVX-512 (every x64 CPU variant node-llama-cpp ships except `sse42`). That is quantizeRow
- * except for Q8_0, whose SIMD quantizer rounds ties to even and scales by 127/amax; use this
- * for activations when matching llama.cpp's logits on such a machine.
+ * except for Q8_0 and Q8_1, whose SIMD quantizers round ties to even and scale by 127/amax;
+ * use this for activations when matching llama.cpp's logits on such a machine.
  */
 export function quantizeRowX86(type: number, x: Float32Array, xOffset: number, n: number, dst: Uint8Array, dstOffset: number): void {
-  if (type !== GgmlType.Q8_0) return quantizeRow(type, x, xOffset, n, dst, dstOffset);
+  if (type !== GgmlType.Q8_0 && type !== GgmlType.Q8_1) return quantizeRow(type, x, xOffset, n, dst, dstOffset);
   checkRow("quantizeRowX86", type, n, dst, dstOffset, x, xOffset);
-  quantQ8_0X86(x, xOffset, n / 32, dst, dstOffset);
+  if (type === GgmlType.Q8_0) quantQ8_0X86(x, xOffset, n / 32, dst, dstOffset);
+  else quantQ8_1(x, xOffset, n / 32, dst, dstOffset, true);
 }
 
 /** Quantizes a row-major [nRows, nCols] matrix row by row (nCols a multiple of the block size). */
@@ -658,7 +819,11 @@ export function vecDotType(type: number): GgmlType {
     case GgmlType.F16: return GgmlType.F16;
     case GgmlType.BF16: return GgmlType.BF16;
     case GgmlType.Q8_0:
-    case GgmlType.Q4_0: return GgmlType.Q8_0;
+    case GgmlType.Q4_0:
+    case GgmlType.Q5_0: return GgmlType.Q8_0;
+    case GgmlType.Q8_1:
+    case GgmlType.Q4_1:
+    case GgmlType.Q5_1: return GgmlType.Q8_1;
     case GgmlType.Q4_K:
     case GgmlType.Q5_K:
     case GgmlType.Q6_K: return GgmlType.Q8_K;

@@ -1,0 +1,46 @@
+// `parallelcomp eval`: one cell (task x length x method) of the evaluation.
+
+import type { Command } from "commander";
+import { Option } from "commander";
+import { loadModel } from "../model/model.js";
+import { loadTokenizer } from "../tokenizer/index.js";
+import { METHODS, type Method } from "../method/baselines.js";
+import { PRESETS } from "../method/options.js";
+import { defaultModelPath } from "../model/bundled.js";
+import { runEval } from "../eval/run.js";
+import { TASKS, type TaskName } from "../eval/tasks.js";
+import { int } from "./options.js";
+
+export function addEval(program: Command) {
+  program
+    .command("eval")
+    .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length")
+    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+    .addOption(new Option("--task <name>", "task").choices([...TASKS]).default("passkey"))
+    .requiredOption("--length <tokens>", "tokens per sample", int(64, 16 << 20))
+    .option("--samples <n>", "samples, needle depths spread evenly from 0 to 1", int(1, 100000), 10)
+    .addOption(new Option("--method <name>", "parallelcomp or a baseline").choices([...METHODS]).default("parallelcomp"))
+    .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
+    .option("-k, --top-k <k>", "chunks kept", int(1, 4096))
+    .option("--seed <s>", "sample seed", int(0, 2 ** 31), 1)
+    .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
+    .option("--json", "print { task, length, method, samples, accuracy, chunkRecall, prefillTokensPerSecond, peakRssBytes }")
+    .addHelpText("after", `
+Example:
+  parallelcomp eval --task passkey --length 4096 --samples 4 --method parallelcomp --json`)
+    .action((o) => {
+      const model = loadModel(o.model ?? defaultModelPath(), { threads: o.threads });
+      try {
+        const tok = loadTokenizer(model.gguf);
+        const r = runEval(model, tok, {
+          task: o.task as TaskName, length: o.length, samples: o.samples, method: o.method as Method, preset: o.preset, seed: o.seed,
+          overrides: o.topK !== undefined ? { topK: o.topK } : {},
+        }, o.json ? undefined : (s, i) => console.error(`sample ${i + 1}/${o.samples} depth ${s.depth.toFixed(2)}: ${s.correct ? "right" : "wrong"} (${JSON.stringify(s.answer)}, expected ${s.expected})${s.needleInKept === null ? "" : s.needleInKept ? ", needle chunk kept" : ", needle chunk dropped"}`));
+        const { results, ...summary } = r;
+        if (o.json) console.log(JSON.stringify({ ...summary, results }));
+        else console.log(`${r.task} @ ${r.length} tokens, ${r.method} (${r.preset}): accuracy ${(100 * r.accuracy).toFixed(1)}% over ${r.samples}` + (r.chunkRecall === null ? "" : `, chunk recall ${(100 * r.chunkRecall).toFixed(1)}%`) + `, prefill ${r.prefillTokensPerSecond.toFixed(0)} tok/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+      } finally {
+        model.close();
+      }
+    });
+}

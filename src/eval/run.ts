@@ -1,0 +1,79 @@
+// `parallelcomp eval`: accuracy of a method on a retrieval task at a given length, with chunk
+// recall (is the chunk holding the needle among the kept ones), prefill speed and peak memory.
+
+import type { Model } from "../model/model.js";
+import type { Tokenizer } from "../tokenizer/index.js";
+import { runMethod, type Method } from "../method/baselines.js";
+import { resolveOptions, type ParallelCompOptions } from "../method/options.js";
+import { boundaryOf, tokenizeRequest } from "../method/request.js";
+import { isCorrect, makeSample, type TaskName } from "./tasks.js";
+
+export interface EvalOptions {
+  task: TaskName;
+  length: number; // tokens per sample
+  samples: number;
+  method: Method;
+  preset: string;
+  seed: number;
+  overrides?: Partial<ParallelCompOptions>;
+}
+
+export interface SampleResult {
+  depth: number;
+  correct: boolean;
+  answer: string;
+  expected: string;
+  needleInKept: boolean | null; // null for methods without chunk selection
+  contextTokens: number;
+  prefillSeconds: number;
+}
+
+export interface EvalResult {
+  task: TaskName;
+  length: number;
+  method: Method;
+  preset: string;
+  samples: number;
+  accuracy: number;
+  chunkRecall: number | null;
+  prefillTokensPerSecond: number; // context tokens over prefill time, all samples
+  peakRssBytes: number;
+  results: SampleResult[];
+}
+
+export function runEval(model: Model, tok: Tokenizer, o: EvalOptions, onSample?: (r: SampleResult, i: number) => void): EvalResult {
+  if (!Number.isInteger(o.samples) || o.samples < 1) throw new Error(`samples must be a positive integer, got ${o.samples}`);
+  const opts = resolveOptions(o.preset, { maxTokens: o.task === "kv_retrieval" ? 24 : 16, ...o.overrides });
+  const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+  const boundary = boundaryOf(tok);
+  const results: SampleResult[] = [];
+  let tokens = 0;
+  let seconds = 0;
+  for (let i = 0; i < o.samples; i++) {
+    const depth = o.samples === 1 ? 0.5 : i / (o.samples - 1);
+    const s = makeSample(o.task, o.length, depth, o.seed * 100003 + i, count);
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const r = runMethod(o.method, model, req, opts, { boundary, stopTokens: tok.eogTokens });
+    const answer = tok.decode(r.tokens, { skipSpecial: true });
+    const needleToken = count(s.request.context.slice(0, s.needleOffset));
+    const selects = o.method === "parallelcomp";
+    const res: SampleResult = {
+      depth, correct: isCorrect(s, answer), answer, expected: s.answer,
+      needleInKept: selects ? r.kept.some((k) => needleToken >= k.start && needleToken < k.end) : null,
+      contextTokens: req.context.length, prefillSeconds: r.prefillSeconds,
+    };
+    tokens += req.context.length;
+    seconds += r.prefillSeconds;
+    results.push(res);
+    onSample?.(res, i);
+  }
+  const share = (f: (r: SampleResult) => boolean) => results.filter(f).length / results.length;
+  return {
+    task: o.task, length: o.length, method: o.method, preset: o.preset, samples: o.samples,
+    accuracy: share((r) => r.correct),
+    chunkRecall: o.method === "parallelcomp" ? share((r) => r.needleInKept === true) : null,
+    prefillTokensPerSecond: tokens / seconds,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    results,
+  };
+}
