@@ -12,6 +12,7 @@ import { loadTokenizer } from "../tokenizer/index.js";
 import { BENCH_HEADER, runBench } from "../bench/bench.js";
 import { SHAPES } from "../model/random-model.js";
 import { int, intList, num } from "./options.js";
+import { defaultModelPath } from "../model/bundled.js";
 
 const kernelsOption = () => new Option("--kernels <which>", "matmul/attention kernels").choices(["auto", "native", "typescript"]).default("auto");
 
@@ -19,7 +20,7 @@ export function addGenerate(program: Command) {
   program
     .command("generate")
     .description("continue a prompt with a GGUF model (plain generation, no long-context method)")
-    .requiredOption("-m, --model <file>", "GGUF model file")
+    .option("-m, --model <file>", "GGUF model file (default: the bundled model)")
     .option("-p, --prompt <text>", "prompt text (tokenized with the model's tokenizer, BOS added if the model wants it)")
     .option("--prompt-tokens <ids>", "prompt as comma-separated token ids, used exactly (no BOS added)", intList(0))
     .option("-n, --max-tokens <n>", "tokens to generate", int(0, 1 << 20), 64)
@@ -36,7 +37,7 @@ Examples:
   parallelcomp generate -m model.gguf --prompt-tokens 1,450,4996 --json`)
     .action((o) => {
       if ((o.prompt === undefined) === (o.promptTokens === undefined)) throw new Error("give exactly one of --prompt and --prompt-tokens");
-      const model = loadModel(o.model, { threads: o.threads, kernels: o.kernels });
+      const model = loadModel(o.model ?? defaultModelPath(), { threads: o.threads, kernels: o.kernels });
       try {
         const tok = loadTokenizer(model.gguf);
         const prompt: number[] = o.promptTokens ?? tok.encode(o.prompt);
@@ -97,10 +98,10 @@ export function addInspect(program: Command) {
   program
     .command("inspect")
     .description("describe a GGUF model: architecture, context length, layers, heads, tensor types")
-    .argument("<model>", "GGUF model file")
+    .argument("[model]", "GGUF model file (default: the bundled model)")
     .option("--json", "print JSON")
-    .action((file: string, o) => {
-      const info = inspectModel(file);
+    .action((file: string | undefined, o) => {
+      const info = inspectModel(file ?? defaultModelPath());
       if (o.json) return console.log(JSON.stringify(info, null, 2));
       const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(18)} ${typeof v === "object" ? Object.entries(v).map(([t, n]) => `${t} x${n}`).join(", ") : v}`);
       console.log(lines.join("\n"));

@@ -1,0 +1,99 @@
+// The command line, driven as a user would: JSON fields, agreement with the library, one clear
+// error line (exit 1, no stack trace) for each kind of bad input.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { loadModel } from "../src/model/model.js";
+import { generate } from "../src/generate/generate.js";
+import { tempDir } from "./support/tmp.js";
+
+const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
+const dir = tempDir();
+const model = path.join(dir, "m.gguf");
+writeRandomModel(model, "smollm2-135m", { seed: 2, shape: { nLayers: 2, nVocab: 300, nCtxTrain: 256, dim: 128, nHeads: 4, nKvHeads: 2, nFf: 256 } });
+
+function cli(args: string[], input?: string | Buffer) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { input, encoding: "utf8" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function expectError(args: string[], pattern: RegExp, input?: string | Buffer) {
+  const r = cli(args, input);
+  assert.notEqual(r.code, 0, `expected failure for ${args.join(" ")}`);
+  assert.match(r.err, pattern);
+  assert.doesNotMatch(r.err, /\n\s+at /, "no stack trace");
+}
+
+test("generate --prompt-tokens --json prints the issue's fields, with the library's greedy tokens", () => {
+  const r = cli(["generate", "-m", model, "--prompt-tokens", "5,6,7,8", "-n", "6", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.deepEqual(Object.keys(j).sort(), ["decodeTokensPerSecond", "prefillTokensPerSecond", "promptTokens", "text", "tokens"]);
+  assert.equal(j.promptTokens, 4);
+  const m = loadModel(model);
+  assert.deepEqual(j.tokens, generate(m, [5, 6, 7, 8], { maxTokens: 6 }).tokens);
+  m.close();
+  assert.ok(j.prefillTokensPerSecond > 0 && j.decodeTokensPerSecond > 0);
+});
+
+test("generate --prompt tokenizes with the model's tokenizer and streams text", () => {
+  const r = cli(["generate", "-m", model, "-p", "hello", "-n", "3"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /prefill 5 tokens/); // 5 bytes, no BOS (add_bos_token false)
+});
+
+test("inspect --json describes the model", () => {
+  const r = cli(["inspect", model, "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.architecture, "llama");
+  assert.equal(j.contextLength, 256);
+  assert.equal(j.layers, 2);
+  assert.equal(j.heads, 4);
+  assert.equal(j.kvHeads, 2);
+  assert.deepEqual(j.tensorTypes, { F32: 2 * 9 + 2 });
+});
+
+test("ask --json reports answer, method, chunks kept with scores, timings and peak RSS", () => {
+  const context = "The grass is green. The sky is blue. ".repeat(40);
+  const r = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-k", "2", "-n", "4", "--json"], context);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.method, "parallelcomp");
+  assert.ok(j.nChunks >= 6, `nChunks ${j.nChunks}`);
+  assert.equal(j.keptChunks.length, 2);
+  for (const k of j.keptChunks) assert.ok(Number.isFinite(k.score) && k.tokens > 0);
+  assert.ok(j.timings.prefillSeconds > 0 && j.timings.tokenizeSeconds >= 0 && j.timings.decodeSeconds >= 0);
+  assert.ok(j.peakRssBytes > 10 * 2 ** 20);
+});
+
+test("bad input: one clear error line each", () => {
+  expectError(["generate", "-m", path.join(dir, "missing.gguf"), "-p", "x"], /^parallelcomp: missing\.gguf: cannot open/);
+  expectError(["generate", "-m", model, "-p", "x", "--prompt-tokens", "1"], /exactly one of --prompt and --prompt-tokens/);
+  expectError(["generate", "-m", model, "--prompt-tokens", "1,x"], /--prompt-tokens.*comma-separated integers/);
+  expectError(["generate", "-m", model, "--prompt-tokens", "1,5000"], /id 5000 is outside the vocabulary \[0, 300\)/);
+  expectError(["generate", "-m", model, "-p", "x", "-n", "-3"], /--max-tokens.*integer from 0/);
+  expectError(["generate", "-m", model, "-p", "x", "--temperature", "hot"], /--temperature.*number/);
+  expectError(["ask", "-m", model, "-q", "Q?"], /the context is empty/, "");
+  expectError(["ask", "-m", model, "-q", " "], /the question is empty/, "some text");
+  expectError(["ask", "-m", model, "-q", "Q?", "-f", path.join(dir, "nope.txt")], /cannot open the context file .*nope\.txt: ENOENT/);
+  expectError(["ask", "-m", model, "-q", "Q?"], /not valid UTF-8/, Buffer.from([0x41, 0xff, 0x42]));
+  expectError(["ask", "-m", model, "-q", "Q?", "--method", "magic"], /--method.*magic.*Allowed choices/);
+  expectError(["ask", "-m", model, "-q", "Q?", "--top-k", "0"], /--top-k.*integer from 1/);
+  expectError(["ask", "-m", model, "-q", "x".repeat(400)], /leave -?\d+ tokens of the 256-token window/, "ctx");
+  expectError(["inspect", path.join(dir, "missing.gguf")], /missing\.gguf: cannot open/);
+});
+
+test("a context over the 64 MiB limit is refused before it is tokenized", () => {
+  const big = path.join(dir, "big.txt");
+  const fd = fs.openSync(big, "w");
+  const block = Buffer.alloc(1 << 20, 0x61);
+  for (let i = 0; i < 65; i++) fs.writeSync(fd, block);
+  fs.closeSync(fd);
+  expectError(["ask", "-m", model, "-q", "Q?", "-f", big], /larger than 64 MiB/);
+});
