@@ -1,0 +1,363 @@
+"""Seeded generators for the training / evaluation samples.
+
+Every sample is a list of byte tokens (id = byte value) that starts with BOS and whose
+answer ends with EOS, plus a loss weight per token and the spans of the question and the
+answer. The prompt layout lives in ONE function, `render`, and is written down in README.md.
+
+Tasks (InfiniteBench formats):
+  passkey        needle "The pass key is 12345. Remember it. 12345 is the pass key."
+  number_string  needle "The sequence of digits is N. Remember it. N is the sequence of digits."
+  kv_retrieval   a JSON object of UUID4 keys and values
+  induction      a random string, then the same string again (copy pre-training)
+The needle tasks also come in variants whose needle NAME is drawn from NEEDLE_NAMES; the
+question asks with that same name, and 0-3 distractor needles with other names and other
+values sit in the same context.
+"""
+
+import random
+
+BOS_ID = 256
+EOS_ID = 257
+
+PASSKEY_INSTRUCTION = (
+    "There is an important info hidden inside a lot of irrelevant text. Find it and "
+    "memorize it. I will quiz you about the important information there."
+)
+KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
+FILLER_SENTENCES = [
+    "The grass is green.",
+    "The sky is blue.",
+    "The sun is yellow.",
+    "Here we go.",
+    "There and back again.",
+]
+KV_ANSWER_PREFIX = "The value associated with the specified key is:"
+
+# (name used in the needle, name used in the question and answer prefix)
+CANONICAL_PASSKEY = ("pass key", "pass key")
+CANONICAL_NUMBER = ("sequence of digits", "sequence number")
+
+NEEDLE_NAMES = [
+    "pass key", "secret code", "magic number", "access number", "special code",
+    "security code", "hidden number", "lucky number", "door code", "pin code",
+    "safe combination", "vault code", "entry code", "unlock code", "account number",
+    "serial number", "ticket number", "order number", "room number", "locker number",
+    "login code", "verification code", "confirmation code", "reference number",
+    "tracking number", "member id", "badge number", "launch code", "bonus number",
+    "winning number", "key number", "master code", "signal code", "radio code",
+    "cipher number", "token number", "gate code", "alarm code", "bank code",
+    "card number", "voucher code", "promo code", "coupon code", "lottery number",
+    "mystery number", "target number", "control number", "station code", "access key",
+    "password", "secret number", "private code", "phone extension", "invoice number",
+    "batch number", "flight number", "train number", "parcel number", "case number",
+    "license number", "project code", "recovery code", "shipping code", "house number",
+]
+assert len(set(NEEDLE_NAMES)) == len(NEEDLE_NAMES) >= 50
+
+TASKS = ("passkey", "number_string", "kv_retrieval")
+
+# loss weights
+W_CONTEXT = 1.0
+W_QUESTION = 5.0
+W_ANSWER = 5.0
+W_INDUCTION_COPY = 1.0
+
+
+def render(instruction, context, question, answer_prefix):
+    """The one prompt layout (the runtime must render prompts identically).
+
+    [instruction "\\n\\n"] context "\\n\\n" question "\\n" answer_prefix
+    The instruction part is left out when `instruction` is empty. The answer that the model
+    generates follows directly, starting with a space (" 12345"), then EOS. BOS (token 256)
+    comes before all of it and is not part of the returned text.
+    """
+    head = instruction + "\n\n" if instruction else ""
+    return head + context + "\n\n" + question + "\n" + answer_prefix
+
+
+def render_parts(instruction, context, question, answer_prefix):
+    """`render` split into (prefix_before_context, context, query) with
+    prefix + context + query == render(...). The query (question + answer prefix) is what
+    the chunk check scores."""
+    head = instruction + "\n\n" if instruction else ""
+    query = "\n\n" + question + "\n" + answer_prefix
+    assert head + context + query == render(instruction, context, question, answer_prefix)
+    return head, context, query
+
+
+class Sample:
+    __slots__ = ("task", "tokens", "weights", "q_span", "a_span", "meta")
+
+    def __init__(self, task, tokens, weights, q_span, a_span, meta=None):
+        self.task = task
+        self.tokens = tokens
+        self.weights = weights
+        self.q_span = q_span  # token range of question + "\n" + answer prefix
+        self.a_span = a_span  # token range of the answer, EOS included
+        self.meta = meta or {}
+
+
+def _b(s):
+    return list(s.encode("utf-8"))
+
+
+def build_sample(task, instruction, context, question, answer_prefix, answer, meta=None):
+    """Tokens: BOS + render(...) + answer + EOS, with weights and spans."""
+    head, ctx, query = render_parts(instruction, context, question, answer_prefix)
+    toks = [BOS_ID] + _b(head) + _b(ctx)
+    w = [0.0] + [W_CONTEXT] * (len(toks) - 1)
+    # "\n\n" separating context and question is context-side; the question proper follows.
+    sep = _b("\n\n")
+    toks += sep
+    w += [W_CONTEXT] * len(sep)
+    q_start = len(toks)
+    qt = _b(query[2:])
+    toks += qt
+    w += [W_QUESTION] * len(qt)
+    a_start = len(toks)
+    at = _b(answer) + [EOS_ID]
+    toks += at
+    w += [W_ANSWER] * len(at)
+    return Sample(task, toks, w, (q_start, a_start), (a_start, len(toks)), meta)
+
+
+def fixed_len(instruction, question, answer_prefix, answer):
+    """Tokens the sample takes besides its context."""
+    return 1 + len(render(instruction, "", question, answer_prefix).encode()) + len(answer.encode()) + 1
+
+
+# ---------------------------------------------------------------- needle contexts
+
+def digits(rng, n):
+    return str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(n - 1))
+
+
+def needle_text(needle_name, value):
+    return f"The {needle_name} is {value}. Remember it. {value} is the {needle_name}."
+
+
+def filler_context(rng, budget, needles, ragged):
+    """Filler sentences with the needles inserted at random sentence boundaries, at most
+    `budget` bytes. ragged: the context may start and end in the middle of a sentence
+    (as a chunk cut out of a long document does)."""
+    need = sum(len(n) + 1 for n in needles)
+    if need > budget + 1:
+        return None
+    units = []
+    phase = rng.randrange(len(FILLER_SENTENCES))
+    lead = ""
+    if ragged:
+        s = FILLER_SENTENCES[phase]
+        lead = s[rng.randrange(1, len(s)):]  # tail of a sentence, not whole
+        phase = (phase + 1) % len(FILLER_SENTENCES)
+    if lead and len(lead) + 1 + need > budget + 1:
+        lead = lead[len(lead) + 1 + need - (budget + 1):]  # keep a shorter tail
+    total = len(lead) + 1 if lead else 0
+    total += need
+    while True:
+        s = FILLER_SENTENCES[phase]
+        if total + len(s) + 1 > budget + 1:
+            break
+        units.append(s)
+        total += len(s) + 1
+        phase = (phase + 1) % len(FILLER_SENTENCES)
+    # insert needles at random boundaries (0..len(units))
+    slots = sorted(rng.randint(0, len(units)) for _ in needles)
+    order = list(needles)
+    out = []
+    ni = 0
+    for i in range(len(units) + 1):
+        while ni < len(slots) and slots[ni] == i:
+            out.append(order[ni])
+            ni += 1
+        if i < len(units):
+            out.append(units[i])
+    if lead:
+        out.insert(0, lead)
+    text = " ".join(out)
+    if ragged:
+        rest = budget - len(text) - 1
+        if rest > 0:
+            text += " " + FILLER_SENTENCES[phase][:rest]
+    assert len(text) <= budget
+    return text
+
+
+def pick_names(rng, canonical, n_distract, p_canonical):
+    """Returns (target pair, [distractor needle names])."""
+    if rng.random() < p_canonical:
+        target = canonical
+    else:
+        nm = rng.choice(NEEDLE_NAMES)
+        target = (nm, nm)
+    banned = {target[0], target[1], "sequence of digits", "sequence number"}
+    pool = [n for n in NEEDLE_NAMES if n not in banned]
+    distract = rng.sample(pool, n_distract)
+    return target, distract
+
+
+def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_distract=3,
+                  p_ragged=0.5):
+    """A passkey / number_string sample of at most `length` tokens (BOS..EOS)."""
+    nd = 5 if task == "passkey" else 10
+    canonical = CANONICAL_PASSKEY if task == "passkey" else CANONICAL_NUMBER
+    n_distract = rng.randint(0, max_distract)
+    use_instr = rng.random() < p_instruction
+    ragged = rng.random() < p_ragged
+    for _ in range(50):
+        (nname, qname), dnames = pick_names(rng, canonical, n_distract, p_canonical)
+        value = digits(rng, nd)
+        instruction = PASSKEY_INSTRUCTION if use_instr else ""
+        question = f"What is the {qname}?"
+        prefix = f"The {qname} is"
+        answer = " " + value
+        budget = length - fixed_len(instruction, question, prefix, answer)
+        needles = [needle_text(nname, value)]
+        for dn in dnames:
+            dv = digits(rng, nd if rng.random() < 0.8 else (15 - nd))
+            while dv == value:
+                dv = digits(rng, nd)
+            needles.append(needle_text(dn, dv))
+        tgt = needles[0]
+        rng.shuffle(needles)
+        ctx = filler_context(rng, budget, needles, ragged)
+        if ctx is not None:
+            return build_sample(task, instruction, ctx, question, prefix, answer,
+                                {"value": value, "name": qname, "needle": tgt})
+        # does not fit: fewer distractors, then no instruction
+        if n_distract > 0:
+            n_distract -= 1
+        elif use_instr:
+            use_instr = False
+        elif p_canonical > 0:
+            p_canonical = 0.0  # the canonical number_string needle is long
+        # else: try another (shorter) random name
+    raise ValueError(f"{task} does not fit in {length} tokens")
+
+
+# ---------------------------------------------------------------- kv retrieval
+
+def uuid4(rng):
+    b = [rng.randrange(256) for _ in range(16)]
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = "".join(f"{x:02x}" for x in b)
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def kv_pair_text(k, v):
+    return f'"{k}": "{v}"'
+
+
+def kv_question(key):
+    return f'Key: "{key}"'
+
+
+def kv_context(rng, budget, ragged):
+    """Returns (context, key, value) or None. Full object: '{' + pairs + '}' with as many
+    pairs as fit; ragged: a window cut out of a longer object, the target pair whole."""
+    pair_len = 2 + 36 + 4 + 36 + 1  # '"k": "v"'
+    if not ragged:
+        n = (budget - 2 + 2) // (pair_len + 2)
+        if n < 1:
+            return None
+        pairs = [(uuid4(rng), uuid4(rng)) for _ in range(n)]
+        text = "{" + ", ".join(kv_pair_text(k, v) for k, v in pairs) + "}"
+        assert len(text) <= budget
+        k, v = rng.choice(pairs)
+        return text, k, v
+    if budget < pair_len:
+        return None
+    n = budget // (pair_len + 2) + 3
+    pairs = [(uuid4(rng), uuid4(rng)) for _ in range(n)]
+    text = "{" + ", ".join(kv_pair_text(k, v) for k, v in pairs) + "}"
+    ti = rng.randrange(n)
+    k, v = pairs[ti]
+    ps = text.index(kv_pair_text(k, v))
+    pe = ps + pair_len
+    lo = max(0, pe - budget)
+    hi = min(ps, len(text) - budget)
+    if hi < lo:
+        lo = hi = max(0, min(ps, len(text) - budget))
+    start = rng.randint(lo, hi)
+    window = text[start:start + budget]
+    assert kv_pair_text(k, v) in window
+    return window, k, v
+
+
+def kv_sample(rng, length, p_instruction=0.5, p_ragged=0.5):
+    use_instr = rng.random() < p_instruction
+    ragged = rng.random() < p_ragged
+    question_len_probe = kv_question("0" * 36)
+    for _ in range(3):
+        instruction = KV_INSTRUCTION if use_instr else ""
+        budget = length - fixed_len(instruction, question_len_probe, KV_ANSWER_PREFIX, " " + "0" * 36)
+        r = kv_context(rng, budget, ragged)
+        if r is not None:
+            ctx, k, v = r
+            return build_sample("kv_retrieval", instruction, ctx, kv_question(k),
+                                KV_ANSWER_PREFIX, " " + v, {"value": v, "key": k})
+        if use_instr:
+            use_instr = False
+        elif not ragged:
+            ragged = True
+        else:
+            break
+    raise ValueError(f"kv_retrieval does not fit in {length} tokens")
+
+
+KV_MIN_LENGTH = fixed_len("", kv_question("0" * 36), KV_ANSWER_PREFIX, " " + "0" * 36) + 79  # one pair
+
+
+# ---------------------------------------------------------------- induction
+
+ALPHABETS = [
+    "".join(chr(c) for c in range(32, 127)),
+    "0123456789",
+    "0123456789abcdef",
+    "abcdefghijklmnopqrstuvwxyz ",
+]
+
+
+def induction_sample(rng, length):
+    """BOS + s + s (cut to `length` tokens): the second copy is learned."""
+    alpha = rng.choice(ALPHABETS)
+    n = (length - 1 + 1) // 2
+    s = "".join(rng.choice(alpha) for _ in range(n))
+    body = _b(s)
+    toks = [BOS_ID] + body + body
+    toks = toks[:length]
+    w = [0.0] * (1 + n) + [W_INDUCTION_COPY] * (len(toks) - 1 - n)
+    return Sample("induction", toks, w, (1 + n, 1 + n), (1 + n, len(toks)), {})
+
+
+def task_sample(rng, task, length):
+    if task == "induction":
+        return induction_sample(rng, length)
+    if task == "kv_retrieval":
+        return kv_sample(rng, length)
+    return needle_sample(rng, task, length)
+
+
+def tasks_for_length(length):
+    if length < 100:
+        return ()
+    if length < KV_MIN_LENGTH:
+        return ("passkey", "number_string")
+    return TASKS
+
+
+def random_task_sample(rng, length):
+    return task_sample(rng, rng.choice(tasks_for_length(length)), length)
+
+
+if __name__ == "__main__":
+    # print a few samples for inspection
+    import sys
+    L = int(sys.argv[1]) if len(sys.argv) > 1 else 513
+    r = random.Random(0)
+    for t in list(tasks_for_length(L)) + ["induction"]:
+        s = task_sample(r, t, L)
+        txt = bytes(x for x in s.tokens if x < 256).decode("utf-8", "replace")
+        print(f"=== {t} len={len(s.tokens)} q={s.q_span} a={s.a_span}")
+        print(txt)
