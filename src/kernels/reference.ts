@@ -3,7 +3,9 @@
 // the loops (scratch buffers are reused) so the fallback stays usable.
 
 import { TYPE_TRAITS } from "../gguf/types.js";
+import { GgmlType } from "../gguf/types.js";
 import { dequantizeRow, quantizeRowX86, vecDotType } from "../tensor/quant.js";
+import { f16BitsToF32 } from "../tensor/f16.js";
 import type { AttentionArgs, Kernels, MatmulArgs } from "./types.js";
 
 let scratch = new Float32Array(0);
@@ -44,6 +46,33 @@ export function matmulReference({ w, type, nOut, nIn, x, T, y }: MatmulArgs): vo
       const base = t * nIn;
       for (let i = 0; i < nIn; i++) acc += wr[i] * xr[base + i];
       y[t * nOut + o] = acc;
+    }
+  }
+  if (vecDotType(type) === GgmlType.Q8_1) q8_1Correction(type, w, x, T, nOut, nIn, y);
+}
+
+/**
+ * Q4_1 / Q5_1 weights are d*q + m per block; llama.cpp's dot product (ggml_vec_dot_q4_1_q8_1,
+ * q5_1) adds m * s per block, where s is the Q8_1 activation block's d * sum(q) stored as f16,
+ * instead of m * d * sum(q). This adds the difference, sum over blocks of m * (s - d * sum(q)).
+ */
+function q8_1Correction(type: number, w: Uint8Array, x: Float32Array, T: number, nOut: number, nIn: number, y: Float32Array): void {
+  const nb = nIn / 32;
+  const wBlock = type === GgmlType.Q4_1 ? 20 : 24;
+  const act = new Uint8Array(nb * 36);
+  const diff = new Float64Array(nb);
+  const half = (b: Uint8Array, o: number) => f16BitsToF32(b[o] | (b[o + 1] << 8));
+  for (let t = 0; t < T; t++) {
+    quantizeRowX86(GgmlType.Q8_1, x, t * nIn, nIn, act, 0);
+    for (let b = 0; b < nb; b++) {
+      let sum = 0;
+      for (let j = 0; j < 32; j++) sum += (act[b * 36 + 4 + j] << 24) >> 24;
+      diff[b] = half(act, b * 36 + 2) - half(act, b * 36) * sum;
+    }
+    for (let o = 0; o < nOut; o++) {
+      let c = 0;
+      for (let b = 0; b < nb; b++) c += half(w, (o * nb + b) * wBlock + 2) * diff[b];
+      y[t * nOut + o] += c;
     }
   }
 }

@@ -1,0 +1,206 @@
+// x86 SIMD attention: vector helpers per ISA, then attention_simd.h instantiated for AVX2
+// (8 floats per vector) and AVX-512 (16 floats per vector).
+#include "attention.h"
+
+#if PC_HAVE_X86_SIMD
+#include <immintrin.h>
+#include <math.h>
+
+#include "threadpool.h"
+
+// Constants of e^x = 2^n * e^r, n = round(x / ln2), r = x - n ln2 (ln2 split in two parts so
+// that n * LN2_HI is exact), e^r by its degree-6 Taylor polynomial (|r| <= ln2 / 2, relative
+// error < 2e-7).
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO (-2.12194440e-4f)
+#define EXP_LO (-87.0f) // below this the result is < 2^-125: treated as (nearly) zero
+
+// ---------------------------------------------------------------------------------------------
+// AVX2
+
+PC_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+PC_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+PC_TARGET_AVX2 static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    // 2^n through the exponent field (n >= -126 after the clamp, so the result is normal)
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+PC_TARGET_AVX2 static inline __m256 keep_avx2(__m256 v, unsigned bits, __m256 fill) {
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xff)), lane), lane);
+    return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(m));
+}
+
+/** Lane j of the result = horizontal sum of a[j], j < 8. */
+PC_TARGET_AVX2 static inline __m256 sums_of_avx2(const __m256 *a) {
+    const __m256 u0 = _mm256_hadd_ps(a[0], a[1]), u1 = _mm256_hadd_ps(a[2], a[3]);
+    const __m256 u2 = _mm256_hadd_ps(a[4], a[5]), u3 = _mm256_hadd_ps(a[6], a[7]);
+    const __m256 w0 = _mm256_hadd_ps(u0, u1), w1 = _mm256_hadd_ps(u2, u3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(w0, w1, 0x20), _mm256_permute2f128_ps(w0, w1, 0x31));
+}
+
+#define AT_TARGET PC_TARGET_AVX2
+#define AT_NAME(x) x##_avx2
+#define AT_W 8
+#define V __m256
+#define VZERO() _mm256_setzero_ps()
+#define VSET1(x) _mm256_set1_ps(x)
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VMAX(a, b) _mm256_max_ps(a, b)
+#define AT_QR 2
+#define AT_KV 4
+#define AT_PR 2
+#define AT_DV 4
+#include "attention_simd.h"
+#undef AT_TARGET
+#undef AT_NAME
+#undef AT_W
+#undef V
+#undef VZERO
+#undef VSET1
+#undef VLOAD
+#undef VSTORE
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VMAX
+#undef AT_QR
+#undef AT_KV
+#undef AT_PR
+#undef AT_DV
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512
+
+PC_TARGET_AVX512 static inline float hmax_512(__m512 v) { return _mm512_reduce_max_ps(v); }
+PC_TARGET_AVX512 static inline float hsum_512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+PC_TARGET_AVX512 static inline __m512 exp_512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+PC_TARGET_AVX512 static inline __m512 keep_512(__m512 v, unsigned bits, __m512 fill) {
+    return _mm512_mask_blend_ps((__mmask16)(bits & 0xffff), fill, v);
+}
+
+/** Lane j of the result = horizontal sum of a[j], j < 16. */
+PC_TARGET_AVX512 static inline __m512 sums_of_512(const __m512 *a) {
+    // Level 1: pairs (a[2i], a[2i+1]) -> b[i]: within each 128-bit lane L,
+    // b[i] = [a2i(L0+L2), a2i+1(L0+L2), a2i(L1+L3), a2i+1(L1+L3)] (element indices in L).
+    __m512 b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    // Level 2: (b[2i], b[2i+1]) -> c[i]: per 128-bit lane, the lane-partial sums of a[4i..4i+3].
+    __m512 c[4];
+    for (int i = 0; i < 4; i++) {
+        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    // Level 3: add the four 128-bit lanes of each c[i], placing c[i]'s total in lane i.
+    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
+}
+
+#define AT_TARGET PC_TARGET_AVX512
+#define AT_NAME(x) x##_512
+#define AT_W 16
+#define V __m512
+#define VZERO() _mm512_setzero_ps()
+#define VSET1(x) _mm512_set1_ps(x)
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
+#define AT_QR 4
+#define AT_KV 4
+#define AT_PR 4
+#define AT_DV 4
+#include "attention_simd.h"
+
+// ---------------------------------------------------------------------------------------------
+// K transposition for the packed path.
+
+PC_TARGET_AVX2 static inline void transpose8_ps(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/** kt[h, d, k0 + j] = k[h, k0 + j, d] for j < PC_ATT_KB; keys >= nRows[h] become 0.
+ *  Requires headDim % 8 == 0. */
+PC_TARGET_AVX2 void pc_att_transpose_k_avx2(pc_att_job *job, int h, int64_t k0) {
+    const pc_attn_args *a = job->a;
+    const int hd = a->headDim;
+    const int64_t nr = a->nRows[h];
+    const float *kh = a->k + (int64_t)h * a->cap * hd;
+    float *kt = job->kt + (int64_t)h * hd * job->ldkt;
+    for (int jb = 0; jb < PC_ATT_KB; jb += 8) {
+        for (int db = 0; db < hd; db += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                const int64_t j = k0 + jb + i;
+                r[i] = j < nr ? _mm256_loadu_ps(kh + j * hd + db) : _mm256_setzero_ps();
+            }
+            transpose8_ps(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (int64_t)(db + i) * job->ldkt + k0 + jb, r[i]);
+        }
+    }
+}
+
+#endif

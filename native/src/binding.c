@@ -1,0 +1,277 @@
+// N-API bindings (plain node_api.h). Every entry point takes a global lock: the thread pool
+// and the scratch buffers are process-wide, and Node worker threads may load the addon too.
+//
+// JS API (positional arguments; src/kernels/native.ts wraps it and validates first):
+//   matmul(w: Uint8Array, type, nOut, nIn, x: Float32Array, T, y: Float32Array): void
+//   attention(q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads,
+//             nKvHeads, headDim, scale, out): void
+//   setThreads(n): number         pool size in effect
+//   getThreads(): number
+//   setIsa(name): string          "avx512" | "avx2" | "scalar", clamped to the CPU
+//   info(): { isa, detectedIsa, threads }
+#include <math.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "attention.h"
+#include "common.h"
+#include "matmul.h"
+#include "threadpool.h"
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define CHECK_NAPI(call)                                                   \
+    do {                                                                   \
+        if ((call) != napi_ok) {                                           \
+            napi_throw_error(env, NULL, "parallelcomp native: N-API call failed: " #call); \
+            return NULL;                                                   \
+        }                                                                  \
+    } while (0)
+
+static const char *ta_type_name(napi_typedarray_type t) {
+    switch (t) {
+        case napi_uint8_array: return "Uint8Array";
+        case napi_int32_array: return "Int32Array";
+        case napi_float32_array: return "Float32Array";
+        default: return "another TypedArray";
+    }
+}
+
+/** Reads a TypedArray argument of the expected type. Throws and returns 0 on mismatch. */
+static int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *fn, const char *name,
+                  void **data, size_t *len) {
+    bool is_ta = false;
+    if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: %s must be a %s", fn, name, ta_type_name(want));
+        napi_throw_type_error(env, NULL, msg);
+        return 0;
+    }
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok || type != want) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: %s must be a %s", fn, name, ta_type_name(want));
+        napi_throw_type_error(env, NULL, msg);
+        return 0;
+    }
+    return 1;
+}
+
+/** Reads an integer argument in [lo, hi]. Throws and returns 0 otherwise. */
+static int get_int(napi_env env, napi_value v, const char *fn, const char *name, int64_t lo, int64_t hi, int64_t *out) {
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok || d != floor(d) || d < (double)lo || d > (double)hi) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s: %s must be an integer in [%lld, %lld]", fn, name, (long long)lo, (long long)hi);
+        napi_throw_range_error(env, NULL, msg);
+        return 0;
+    }
+    *out = (int64_t)d;
+    return 1;
+}
+
+static int need_len(napi_env env, const char *fn, const char *name, size_t have, double need) {
+    if ((double)have < need) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s: %s has %zu elements, expected at least %.0f", fn, name, have, need);
+        napi_throw_range_error(env, NULL, msg);
+        return 0;
+    }
+    return 1;
+}
+
+#define I32MAX 2147483647LL
+
+static napi_value js_matmul(napi_env env, napi_callback_info info) {
+    static const char *fn = "matmul";
+    size_t argc = 7;
+    napi_value argv[7];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 7) {
+        napi_throw_type_error(env, NULL, "matmul(w, type, nOut, nIn, x, T, y): 7 arguments expected");
+        return NULL;
+    }
+    void *w, *x, *y;
+    size_t wlen, xlen, ylen;
+    int64_t type, nOut, nIn, T;
+    if (!get_ta(env, argv[0], napi_uint8_array, fn, "w", &w, &wlen)) return NULL;
+    if (!get_int(env, argv[1], fn, "type", 0, 255, &type)) return NULL;
+    if (!get_int(env, argv[2], fn, "nOut", 0, I32MAX, &nOut)) return NULL;
+    if (!get_int(env, argv[3], fn, "nIn", 0, I32MAX, &nIn)) return NULL;
+    if (!get_ta(env, argv[4], napi_float32_array, fn, "x", &x, &xlen)) return NULL;
+    if (!get_int(env, argv[5], fn, "T", 0, I32MAX, &T)) return NULL;
+    if (!get_ta(env, argv[6], napi_float32_array, fn, "y", &y, &ylen)) return NULL;
+    const size_t rb = pc_row_bytes((int)type, nIn);
+    if (nIn > 0 && rb == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "matmul: weight type %lld with nIn = %lld is not supported", (long long)type, (long long)nIn);
+        napi_throw_range_error(env, NULL, msg);
+        return NULL;
+    }
+    if (!need_len(env, fn, "w (bytes)", wlen, (double)rb * (double)nOut)) return NULL;
+    if (!need_len(env, fn, "x", xlen, (double)T * (double)nIn)) return NULL;
+    if (!need_len(env, fn, "y", ylen, (double)T * (double)nOut)) return NULL;
+
+    pthread_mutex_lock(&big_lock);
+    const int rc = pc_matmul((const uint8_t *)w, (int)type, nOut, nIn, (const float *)x, T, (float *)y);
+    pthread_mutex_unlock(&big_lock);
+    if (rc == PC_EUNSUPPORTED) napi_throw_range_error(env, NULL, "matmul: unsupported weight type");
+    else if (rc == PC_ESHAPE) napi_throw_range_error(env, NULL, "matmul: nIn is not a multiple of the block size");
+    else if (rc == PC_ENOMEM) napi_throw_error(env, NULL, "matmul: out of memory");
+    return NULL;
+}
+
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+    static const char *fn = "attention";
+    size_t argc = 17;
+    napi_value argv[17];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 17) {
+        napi_throw_type_error(env, NULL, "attention: 17 arguments expected");
+        return NULL;
+    }
+    void *q, *k, *v, *rowSeq, *rowPos, *nRows, *qSeq, *qPos, *visible, *out;
+    size_t ql, kl, vl, rsl, rpl, nrl, qsl, qpl, visl, outl;
+    int64_t cap, nSeqMax, T, nHeads, nKv, hd;
+    double scale;
+    if (!get_ta(env, argv[0], napi_float32_array, fn, "q", &q, &ql)) return NULL;
+    if (!get_ta(env, argv[1], napi_float32_array, fn, "k", &k, &kl)) return NULL;
+    if (!get_ta(env, argv[2], napi_float32_array, fn, "v", &v, &vl)) return NULL;
+    if (!get_ta(env, argv[3], napi_int32_array, fn, "rowSeq", &rowSeq, &rsl)) return NULL;
+    if (!get_ta(env, argv[4], napi_int32_array, fn, "rowPos", &rowPos, &rpl)) return NULL;
+    if (!get_ta(env, argv[5], napi_int32_array, fn, "nRows", &nRows, &nrl)) return NULL;
+    if (!get_int(env, argv[6], fn, "cap", 0, I32MAX, &cap)) return NULL;
+    if (!get_ta(env, argv[7], napi_int32_array, fn, "qSeq", &qSeq, &qsl)) return NULL;
+    if (!get_ta(env, argv[8], napi_int32_array, fn, "qPos", &qPos, &qpl)) return NULL;
+    if (!get_ta(env, argv[9], napi_uint8_array, fn, "visible", &visible, &visl)) return NULL;
+    if (!get_int(env, argv[10], fn, "nSeqMax", 1, 65535, &nSeqMax)) return NULL;
+    if (!get_int(env, argv[11], fn, "T", 0, I32MAX, &T)) return NULL;
+    if (!get_int(env, argv[12], fn, "nHeads", 1, 65535, &nHeads)) return NULL;
+    if (!get_int(env, argv[13], fn, "nKvHeads", 1, 65535, &nKv)) return NULL;
+    if (!get_int(env, argv[14], fn, "headDim", 1, 65535, &hd)) return NULL;
+    if (napi_get_value_double(env, argv[15], &scale) != napi_ok || !isfinite(scale)) {
+        napi_throw_range_error(env, NULL, "attention: scale must be a finite number");
+        return NULL;
+    }
+    if (!get_ta(env, argv[16], napi_float32_array, fn, "out", &out, &outl)) return NULL;
+    if (nHeads % nKv != 0) {
+        napi_throw_range_error(env, NULL, "attention: nHeads must be a multiple of nKvHeads");
+        return NULL;
+    }
+    const double kvsz = (double)nKv * (double)cap;
+    if (!need_len(env, fn, "q", ql, (double)T * nHeads * hd) || !need_len(env, fn, "k", kl, kvsz * hd) ||
+        !need_len(env, fn, "v", vl, kvsz * hd) || !need_len(env, fn, "rowSeq", rsl, kvsz) ||
+        !need_len(env, fn, "rowPos", rpl, kvsz) || !need_len(env, fn, "nRows", nrl, (double)nKv) ||
+        !need_len(env, fn, "qSeq", qsl, (double)T) || !need_len(env, fn, "qPos", qpl, (double)T) ||
+        !need_len(env, fn, "visible", visl, (double)nSeqMax * nSeqMax) ||
+        !need_len(env, fn, "out", outl, (double)T * nHeads * hd))
+        return NULL;
+
+    pc_attn_args a = {
+        .q = (const float *)q, .k = (const float *)k, .v = (const float *)v,
+        .rowSeq = (const int32_t *)rowSeq, .rowPos = (const int32_t *)rowPos, .nRows = (const int32_t *)nRows,
+        .cap = cap, .qSeq = (const int32_t *)qSeq, .qPos = (const int32_t *)qPos,
+        .visible = (const uint8_t *)visible, .nSeqMax = (int)nSeqMax, .T = T, .nHeads = (int)nHeads,
+        .nKvHeads = (int)nKv, .headDim = (int)hd, .scale = (float)scale, .out = (float *)out,
+    };
+    pthread_mutex_lock(&big_lock);
+    const int rc = pc_attention(&a);
+    pthread_mutex_unlock(&big_lock);
+    if (rc == PC_ATTN_ESHAPE) napi_throw_range_error(env, NULL, "attention: nRows values must lie in [0, cap]");
+    else if (rc == PC_ATTN_ESEQ)
+        napi_throw_range_error(env, NULL, "attention: a qSeq or rowSeq value (of a row in use) is outside [0, nSeqMax)");
+    else if (rc == PC_ATTN_ENOMEM) napi_throw_error(env, NULL, "attention: out of memory");
+    return NULL;
+}
+
+static napi_value make_int(napi_env env, int64_t v) {
+    napi_value r;
+    napi_create_int64(env, v, &r);
+    return r;
+}
+
+static napi_value make_str(napi_env env, const char *s) {
+    napi_value r;
+    napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+    return r;
+}
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    int64_t n;
+    if (argc < 1 || !get_int(env, argv[0], "setThreads", "n", 1, PC_MAX_THREADS, &n)) {
+        if (argc < 1) napi_throw_type_error(env, NULL, "setThreads(n): n expected");
+        return NULL;
+    }
+    pthread_mutex_lock(&big_lock);
+    const int got = pc_pool_set_threads((int)n);
+    pthread_mutex_unlock(&big_lock);
+    return make_int(env, got);
+}
+
+static napi_value js_get_threads(napi_env env, napi_callback_info info) {
+    (void)info;
+    pthread_mutex_lock(&big_lock);
+    const int n = pc_pool_threads();
+    pthread_mutex_unlock(&big_lock);
+    return make_int(env, n);
+}
+
+static napi_value js_set_isa(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    char name[16] = {0};
+    size_t len = 0;
+    if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+        napi_throw_type_error(env, NULL, "setIsa(name): a string is expected");
+        return NULL;
+    }
+    pc_isa_t want;
+    if (!strcmp(name, "avx512")) want = PC_ISA_AVX512;
+    else if (!strcmp(name, "avx2")) want = PC_ISA_AVX2;
+    else if (!strcmp(name, "scalar")) want = PC_ISA_SCALAR;
+    else {
+        napi_throw_range_error(env, NULL, "setIsa: expected \"avx512\", \"avx2\" or \"scalar\"");
+        return NULL;
+    }
+    pthread_mutex_lock(&big_lock);
+    const pc_isa_t got = pc_set_isa(want);
+    pthread_mutex_unlock(&big_lock);
+    return make_str(env, pc_isa_name(got));
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value obj;
+    CHECK_NAPI(napi_create_object(env, &obj));
+    pthread_mutex_lock(&big_lock);
+    const int threads = pc_pool_threads();
+    const pc_isa_t isa = pc_isa, det = pc_isa_detected();
+    pthread_mutex_unlock(&big_lock);
+    napi_set_named_property(env, obj, "isa", make_str(env, pc_isa_name(isa)));
+    napi_set_named_property(env, obj, "detectedIsa", make_str(env, pc_isa_name(det)));
+    napi_set_named_property(env, obj, "threads", make_int(env, threads));
+    return obj;
+}
+
+NAPI_MODULE_INIT() {
+    pthread_mutex_lock(&big_lock);
+    pc_cpu_init();
+    pthread_mutex_unlock(&big_lock);
+    const napi_property_descriptor props[] = {
+        {"matmul", NULL, js_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"attention", NULL, js_attention, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setIsa", NULL, js_set_isa, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
+    };
+    if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+    return exports;
+}

@@ -1,0 +1,339 @@
+// SIMD quantized matmul kernels, a template included by matmul_quant.c once per instruction
+// set. The includer defines:
+//   QT_TARGET  function attribute selecting the ISA
+//   QT_NAME(x) suffixes a name with the ISA
+//   QT_VNNI    1: use AVX512-VNNI's vpdpbusd / vpdpwssd (on ymm, through AVX512VL)
+//   QT_RM      rows per tile, QT_RN tokens per tile
+//
+// All kernels are "dot" shaped: a tile of QT_RM weight rows x QT_RN tokens, walking the blocks
+// of the rows once. Per block, each weight row is unpacked to bytes once and reused for
+// QT_RN tokens, and each activation vector is loaded once and reused for QT_RM rows.
+//
+// Integer products use vpmaddubsw (unsigned x signed bytes -> int16 pairs). It saturates
+// only when a pair exceeds 32767; our operands never get there: |w| <= 128 and |x| <= 128
+// for Q8_0 (2 * 128 * 128 = 32768 needs w = x = -128 in a pair, which x's quantizer never
+// produces: |x| <= 127), and the other weights are unsigned and < 64.
+
+// ---- ISA-specific integer helpers --------------------------------------------------------------
+
+/** acc (int32 x 8) += sum over each group of 4 bytes of u (unsigned) * s (signed). */
+QT_TARGET PC_INLINE __m256i QT_NAME(dot_u8s8)(__m256i acc, __m256i u, __m256i s) {
+#if QT_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/** acc (int32 x 8) += a[2i] * b[2i] + a[2i + 1] * b[2i + 1] (int16 inputs). */
+QT_TARGET PC_INLINE __m256i QT_NAME(madd16)(__m256i acc, __m256i a, __m256i b) {
+#if QT_VNNI
+    return _mm256_dpwssd_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+QT_TARGET PC_INLINE float QT_NAME(hsum)(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+QT_TARGET PC_INLINE float QT_NAME(h2f)(uint16_t h) { return _cvtsh_ss(h); }
+
+/** Decode streams w from DRAM. The RM rows of a tile are adjacent, one linear range of
+ *  RM * row_bytes; tiles prefetch that range QT_PF_BYTES ahead into L2, a share per block (the
+ *  hardware prefetcher alone loses track of the many short row streams). */
+#define QT_PF_BYTES 8192
+
+typedef struct {
+    const char *p; // next line to prefetch
+    int64_t lines; // lines per block
+} QT_NAME(pf_t);
+
+QT_TARGET PC_INLINE QT_NAME(pf_t) QT_NAME(pf_init)(const uint8_t *w, int RM, size_t row_bytes, int64_t nb) {
+    QT_NAME(pf_t) pf = {(const char *)w + QT_PF_BYTES, ((int64_t)RM * (int64_t)row_bytes + 63) / 64 / nb + 1};
+    return pf;
+}
+
+QT_TARGET PC_INLINE void QT_NAME(pf_step)(QT_NAME(pf_t) *pf) {
+    for (int64_t l = 0; l < pf->lines; l++) _mm_prefetch(pf->p + 64 * l, _MM_HINT_T1);
+    pf->p += 64 * pf->lines;
+}
+
+// ---- 32-value blocks: Q8_0, Q4_0, Q5_0 x Q8_0 activations; Q4_1, Q5_1 x Q8_1 ---------------------
+
+/** Byte l of the result = 0x10 if bit l of the 32-bit qh is set, else 0 (Q5_0 / Q5_1). */
+QT_TARGET PC_INLINE __m256i QT_NAME(q5_high)(const uint8_t *qh4) {
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    // spread byte l / 8 of qh to byte l, then test bit l % 8
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/** Tile: y[j * ldy + i] = dot(w row i, token t + j), i < RM, j < RN.
+ *  w: RM rows of nb 32-value blocks of wtype, row_bytes apart; a: Q8_0 activations (Q8_1 for
+ *  Q4_1 / Q5_1); y: [RN, ldy]. */
+QT_TARGET PC_INLINE void QT_NAME(tile_b32)(int wtype, int RM, int RN, const uint8_t *w, size_t row_bytes,
+                                          const pc_acts_t *a, int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m256 acc[QT_RM][QT_RN];
+    float msum[QT_RM][QT_RN]; // Q4_1 / Q5_1: sum over blocks of m * s
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) {
+            acc[i][j] = _mm256_setzero_ps();
+            msum[i][j] = 0;
+        }
+    const int64_t K = nb * 32;
+    const int has_min = wtype == PC_Q4_1 || wtype == PC_Q5_1;
+    // Q4_0 / Q5_0 store value + 8 / + 16; the offset is removed through the block sum of x.
+    const int offset = wtype == PC_Q4_0 ? 8 : wtype == PC_Q5_0 ? 16 : 0;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        __m256i u[QT_RM], ws[QT_RM];
+        float dw[QT_RM], mw[QT_RM];
+        for (int i = 0; i < RM; i++) {
+            const uint8_t *row = w + i * row_bytes;
+            uint16_t d16, m16 = 0;
+            if (wtype == PC_Q8_0) {
+                const block_q8_0 *blk = (const block_q8_0 *)row + b;
+                // Sign trick: |w| is unsigned, the sign moves onto x (vpsignb), product unchanged.
+                ws[i] = _mm256_loadu_si256((const __m256i *)blk->qs);
+                u[i] = _mm256_abs_epi8(ws[i]);
+                d16 = blk->d;
+            } else {
+                const uint8_t *blk, *qs, *qh = NULL;
+                switch (wtype) {
+                    case PC_Q4_0: blk = row + b * sizeof(block_q4_0); qs = blk + 2; break;
+                    case PC_Q5_0: blk = row + b * sizeof(block_q5_0); qh = blk + 2; qs = blk + 6; break;
+                    case PC_Q4_1: blk = row + b * sizeof(block_q4_1); qs = blk + 4; break;
+                    default: blk = row + b * sizeof(block_q5_1); qh = blk + 4; qs = blk + 8; break;
+                }
+                memcpy(&d16, blk, 2);
+                if (has_min) memcpy(&m16, blk + 2, 2);
+                // Unsigned nibbles: low nibbles are values 0..15, high nibbles values 16..31.
+                const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+                u[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
+                if (qh) u[i] = _mm256_or_si256(u[i], QT_NAME(q5_high)(qh));
+                ws[i] = u[i];
+            }
+            dw[i] = QT_NAME(h2f)(d16);
+            mw[i] = has_min ? QT_NAME(h2f)(m16) : 0.0f;
+        }
+        for (int j = 0; j < RN; j++) {
+            const int64_t tj = t + j;
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)(a->qs + tj * K + b * 32));
+            const float dx = a->d[tj * nb + b];
+            // Start the integer sum at -offset * sum(x) (in lane 0).
+            const __m256i init = offset ? _mm256_castsi128_si256(_mm_cvtsi32_si128(-offset * a->sums[tj * nb + b]))
+                                        : _mm256_setzero_si256();
+            const float sx = has_min ? a->s[tj * nb + b] : 0.0f;
+            for (int i = 0; i < RM; i++) {
+                const __m256i sx8 = wtype == PC_Q8_0 ? _mm256_sign_epi8(xq, ws[i]) : xq;
+                const __m256i p = QT_NAME(dot_u8s8)(init, u[i], sx8);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
+                if (has_min) msum[i][j] += mw[i] * sx;
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]) + msum[i][j];
+}
+
+// ---- K-quants x Q8_K activations ---------------------------------------------------------------
+
+/** Tile for Q4_K (is_q5 = 0) and Q5_K (is_q5 = 1). Shapes as tile_q8_0, nb super-blocks. */
+QT_TARGET PC_INLINE void QT_NAME(tile_q45_K)(int is_q5, int RM, int RN, const uint8_t *w, size_t row_bytes,
+                                            const pc_acts_t *a, int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m256 acc[QT_RM][QT_RN];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
+    const int64_t K = nb * QK_K;
+    const size_t bsize = is_q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        const uint8_t *blk[QT_RM];
+        uint8_t sc[QT_RM][8], mn[QT_RM][8];
+        __m256i qh[QT_RM];
+        for (int i = 0; i < RM; i++) {
+            blk[i] = w + i * row_bytes + b * bsize;
+            kq_scales(blk[i] + 4, sc[i], mn[i]);
+            if (is_q5) qh[i] = _mm256_loadu_si256((const __m256i *)(blk[i] + 16));
+        }
+        __m256i isum[QT_RM][QT_RN];
+        for (int i = 0; i < RM; i++)
+            for (int j = 0; j < RN; j++) isum[i][j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) { // sub-block c: values 32c .. 32c + 31
+            __m256i u[QT_RM], s16[QT_RM];
+            for (int i = 0; i < RM; i++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk[i] + (is_q5 ? 48 : 16) + 32 * (c / 2)));
+                u[i] = _mm256_and_si256(c & 1 ? _mm256_srli_epi16(q, 4) : q, lo4);
+                if (is_q5) {
+                    // fifth bit: bit c of qh[l], moved to bit 4 (16-bit shifts do not carry
+                    // neighbouring bytes into bit 4 for these distances).
+                    const __m256i hb = c <= 4 ? _mm256_slli_epi16(qh[i], 4 - c) : _mm256_srli_epi16(qh[i], c - 4);
+                    u[i] = _mm256_or_si256(u[i], _mm256_and_si256(hb, bit4));
+                }
+                s16[i] = _mm256_set1_epi16(sc[i][c]);
+            }
+            for (int j = 0; j < RN; j++) {
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(a->qs + (t + j) * K + b * QK_K + 32 * c));
+                for (int i = 0; i < RM; i++)
+                    isum[i][j] = QT_NAME(madd16)(isum[i][j], _mm256_maddubs_epi16(u[i], xq), s16[i]);
+            }
+        }
+        for (int i = 0; i < RM; i++) {
+            uint16_t d16, dmin16;
+            memcpy(&d16, blk[i], 2);
+            memcpy(&dmin16, blk[i] + 2, 2);
+            const float d = QT_NAME(h2f)(d16), dmin = QT_NAME(h2f)(dmin16);
+            // mins16 = m0 m0 m1 m1 ... m7 m7: pairs with the 16 bsums of x (16 values each).
+            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)mn[i]),
+                                                                          _mm_loadl_epi64((const __m128i *)mn[i])));
+            for (int j = 0; j < RN; j++) {
+                const int64_t tj = t + j;
+                const float dx = a->d[tj * nb + b];
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
+                const __m256i msum = _mm256_madd_epi16(bs, mins16);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(d * dx), acc[i][j]);
+                acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+}
+
+/** Tile for Q6_K. Shapes as tile_q8_0, nb super-blocks. */
+QT_TARGET PC_INLINE void QT_NAME(tile_q6_K)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
+                                           int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m256 acc[QT_RM][QT_RN];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
+    const int64_t K = nb * QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    const __m256i hi2 = _mm256_set1_epi8(0x30);
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        const block_q6_K *blk[QT_RM];
+        for (int i = 0; i < RM; i++) blk[i] = (const block_q6_K *)(w + i * row_bytes) + b;
+        __m256i isum[QT_RM][QT_RN];
+        for (int i = 0; i < RM; i++)
+            for (int j = 0; j < RN; j++) isum[i][j] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) { // chunk g: values 32g .. 32g + 31; half h = g / 4, c = g % 4
+            const int h = g / 4, c = g % 4;
+            __m256i u[QT_RM], s16[QT_RM];
+            for (int i = 0; i < RM; i++) {
+                const __m256i ql = _mm256_loadu_si256((const __m256i *)(blk[i]->ql + 64 * h + 32 * (c & 1)));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk[i]->qh + 32 * h));
+                const __m256i lo = _mm256_and_si256(c < 2 ? ql : _mm256_srli_epi16(ql, 4), lo4);
+                // bits 2c, 2c + 1 of qh -> bits 4, 5
+                const __m256i hb = c == 0 ? _mm256_slli_epi16(qh, 4)
+                                 : c == 1 ? _mm256_slli_epi16(qh, 2)
+                                 : c == 2 ? qh
+                                          : _mm256_srli_epi16(qh, 2);
+                u[i] = _mm256_or_si256(lo, _mm256_and_si256(hb, hi2)); // 0..63; the "- 32" comes later
+                const int8_t *sc = blk[i]->scales + 2 * g;
+                s16[i] = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+            }
+            for (int j = 0; j < RN; j++) {
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(a->qs + (t + j) * K + b * QK_K + 32 * g));
+                for (int i = 0; i < RM; i++)
+                    isum[i][j] = QT_NAME(madd16)(isum[i][j], _mm256_maddubs_epi16(u[i], xq), s16[i]);
+            }
+        }
+        for (int i = 0; i < RM; i++) {
+            const float d = QT_NAME(h2f)(blk[i]->d);
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[i]->scales));
+            for (int j = 0; j < RN; j++) {
+                const int64_t tj = t + j;
+                const float dx = a->d[tj * nb + b];
+                // sum over 16-groups of scale * (dot(u, x) - 32 * sum(x))
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
+                const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
+                const __m256i tot = _mm256_sub_epi32(isum[i][j], corr);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(d * dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+}
+
+// ---- Kernels: loop over token blocks, row groups and token groups --------------------------------
+
+// Tokens per block: the block's activations (QT_TBLOCK x nIn bytes) stay in L2 while every row
+// group of the thread passes over them; each row group (a few KB) stays in L1 across the block.
+#define QT_TBLOCK 64
+
+#define QT_TILE_CASES(CALL)                                                                       \
+    switch (rm * 8 + rn) {                                                                        \
+        case QT_RM * 8 + 1: CALL(QT_RM, 1); break;                                                \
+        case QT_RM * 8 + 2: CALL(QT_RM, 2); break;                                                \
+        case QT_RM * 8 + 3: CALL(QT_RM, 3); break;                                                \
+        case QT_RM * 8 + 4: CALL(QT_RM, 4); break;                                                \
+        case 1 * 8 + 1: CALL(1, 1); break;                                                        \
+        case 1 * 8 + 2: CALL(1, 2); break;                                                        \
+        case 1 * 8 + 3: CALL(1, 3); break;                                                        \
+        case 1 * 8 + 4: CALL(1, 4); break;                                                        \
+    }
+
+#define QT_KERNEL(NAME, CALL)                                                                      \
+    QT_TARGET static void QT_NAME(NAME)(const pc_mm_job *job, int ith, int64_t r0, int64_t r1, int64_t t0, int64_t t1) { \
+        (void)ith;                                                                                 \
+        const pc_acts_t *a = &job->acts;                                                           \
+        const int64_t ldy = job->nOut;                                                             \
+        for (int64_t tb = t0; tb < t1; tb += QT_TBLOCK) {                                          \
+            const int64_t te = PC_MIN(t1, tb + QT_TBLOCK);                                         \
+            for (int64_t r = r0; r < r1;) {                                                        \
+                const int rm = r1 - r >= QT_RM ? QT_RM : 1;                                        \
+                const uint8_t *wr = job->w + (size_t)r * job->row_bytes;                           \
+                for (int64_t t = tb; t < te; t += QT_RN) {                                         \
+                    const int rn = (int)PC_MIN(QT_RN, te - t);                                     \
+                    float *yr = job->y + t * ldy + r;                                              \
+                    QT_TILE_CASES(CALL)                                                            \
+                }                                                                                  \
+                r += rm;                                                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define CALL_Q8_0(RM, RN) QT_NAME(tile_b32)(PC_Q8_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q4_0(RM, RN) QT_NAME(tile_b32)(PC_Q4_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q5_0(RM, RN) QT_NAME(tile_b32)(PC_Q5_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q4_1(RM, RN) QT_NAME(tile_b32)(PC_Q4_1, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q5_1(RM, RN) QT_NAME(tile_b32)(PC_Q5_1, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q4_K(RM, RN) QT_NAME(tile_q45_K)(0, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#define CALL_Q5_K(RM, RN) QT_NAME(tile_q45_K)(1, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#define CALL_Q6_K(RM, RN) QT_NAME(tile_q6_K)(RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+
+QT_KERNEL(mm_q8_0, CALL_Q8_0)
+QT_KERNEL(mm_q4_0, CALL_Q4_0)
+QT_KERNEL(mm_q5_0, CALL_Q5_0)
+QT_KERNEL(mm_q4_1, CALL_Q4_1)
+QT_KERNEL(mm_q5_1, CALL_Q5_1)
+QT_KERNEL(mm_q4_K, CALL_Q4_K)
+QT_KERNEL(mm_q5_K, CALL_Q5_K)
+QT_KERNEL(mm_q6_K, CALL_Q6_K)
+
+#undef QT_TILE_CASES
+#undef QT_KERNEL
+#undef QT_TBLOCK
+#undef CALL_Q8_0
+#undef CALL_Q4_0
+#undef CALL_Q5_0
+#undef CALL_Q4_1
+#undef CALL_Q5_1
+#undef CALL_Q4_K
+#undef CALL_Q5_K
+#undef CALL_Q6_K

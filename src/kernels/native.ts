@@ -1,0 +1,192 @@
+// The native kernels: the C addon in native/ (SIMD + a persistent thread pool), loaded with
+// createRequire. Arguments are validated here, with errors that name the argument and give the
+// expected and actual sizes, before anything reaches C (the addon re-checks the essentials).
+// loadNativeKernels never throws: when the addon is missing or fails to load, it returns the
+// reason and the caller falls back to the TypeScript kernels.
+
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { TYPE_TRAITS, typeName } from "../gguf/types.js";
+import type { AttentionArgs, Kernels, MatmulArgs } from "./types.js";
+
+/** The addon's raw interface (native/src/binding.c). */
+interface NativeAddon {
+  matmul(w: Uint8Array, type: number, nOut: number, nIn: number, x: Float32Array, T: number, y: Float32Array): void;
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, rowSeq: Int32Array, rowPos: Int32Array, nRows: Int32Array,
+    cap: number, qSeq: Int32Array, qPos: Int32Array, visible: Uint8Array, nSeqMax: number, T: number,
+    nHeads: number, nKvHeads: number, headDim: number, scale: number, out: Float32Array,
+  ): void;
+  setThreads(n: number): number;
+  getThreads(): number;
+  setIsa(name: string): string;
+  info(): NativeInfo;
+}
+
+export type NativeIsa = "avx512" | "avx2" | "scalar";
+
+export interface NativeInfo {
+  /** Instruction set the kernels use now. */
+  isa: NativeIsa;
+  /** Best instruction set this CPU supports. */
+  detectedIsa: NativeIsa;
+  /** Thread pool size (the calling thread included). */
+  threads: number;
+}
+
+export interface NativeKernels extends Kernels {
+  readonly name: "native";
+  info(): NativeInfo;
+  /** Restricts the instruction set (for tests and benchmarks); clamped to what the CPU has. */
+  setIsa(isa: NativeIsa): NativeIsa;
+}
+
+/** Weight types the addon's matmul handles. */
+export const NATIVE_MATMUL_TYPES: ReadonlySet<number> = new Set([0, 1, 30, 8, 2, 3, 6, 7, 12, 13, 14]);
+
+const ADDON_RELATIVE = join("native", "build", "Release", "parallelcomp_native.node");
+
+let cached: { kernels: NativeKernels } | { error: string } | undefined;
+
+/** Finds the addon: $PARALLELCOMP_NATIVE_ADDON, else native/build/Release/ in the package
+ *  root, looked for upwards from this file (works from src/ and from dist/src/). */
+function findAddon(): string | undefined {
+  const fromEnv = process.env.PARALLELCOMP_NATIVE_ADDON;
+  if (fromEnv) return resolve(fromEnv);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_RELATIVE);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+export function loadNativeKernels(): { kernels: NativeKernels } | { error: string } {
+  if (cached) return cached;
+  const path = findAddon();
+  if (!path) {
+    cached = { error: `addon not found (${ADDON_RELATIVE} was not built)` };
+    return cached;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const addon = require(path) as NativeAddon;
+    if (typeof addon.matmul !== "function" || typeof addon.attention !== "function") {
+      cached = { error: `${path} is not the parallelcomp addon` };
+    } else {
+      cached = { kernels: wrap(addon) };
+    }
+  } catch (e) {
+    cached = { error: `cannot load ${path}: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  return cached;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+function checkInt(fn: string, name: string, v: number, min = 0): void {
+  if (!Number.isInteger(v) || v < min || v > 0x7fffffff) {
+    throw new RangeError(`${fn}: ${name} must be an integer >= ${min}, got ${v}`);
+  }
+}
+
+function checkArray(fn: string, name: string, a: unknown, ctor: { name: string; prototype: object }): void {
+  if (!(a instanceof (ctor as unknown as new () => object))) {
+    const got = a === null ? "null" : typeof a === "object" ? (a as object).constructor?.name ?? "object" : typeof a;
+    throw new TypeError(`${fn}: ${name} must be a ${ctor.name}, got ${got}`);
+  }
+}
+
+function checkLength(fn: string, name: string, got: number, expected: number, what: string): void {
+  if (got < expected) {
+    throw new RangeError(`${fn}: ${name} has length ${got}, expected at least ${expected} (${what})`);
+  }
+}
+
+function validateMatmul(a: MatmulArgs): void {
+  const fn = "matmul";
+  const { w, type, nOut, nIn, x, T, y } = a;
+  const traits = TYPE_TRAITS.get(type);
+  if (!traits || !NATIVE_MATMUL_TYPES.has(type)) {
+    throw new RangeError(`${fn}: weight type ${typeName(type)} is not supported by the native kernels`);
+  }
+  checkInt(fn, "nOut", nOut);
+  checkInt(fn, "nIn", nIn);
+  checkInt(fn, "T", T);
+  if (nIn % traits.blockSize !== 0) {
+    throw new RangeError(`${fn}: nIn = ${nIn} is not a multiple of ${traits.name}'s block size ${traits.blockSize}`);
+  }
+  checkArray(fn, "w", w, Uint8Array);
+  checkArray(fn, "x", x, Float32Array);
+  checkArray(fn, "y", y, Float32Array);
+  const rowBytes = (nIn / traits.blockSize) * traits.typeSize;
+  checkLength(fn, "w", w.length, nOut * rowBytes, `nOut ${nOut} x ${rowBytes} bytes per ${traits.name} row of ${nIn}`);
+  checkLength(fn, "x", x.length, T * nIn, `T ${T} x nIn ${nIn}`);
+  checkLength(fn, "y", y.length, T * nOut, `T ${T} x nOut ${nOut}`);
+}
+
+function validateAttention(a: AttentionArgs): void {
+  const fn = "attention";
+  const { T, nHeads, nKvHeads, headDim, cap, nSeqMax } = a;
+  checkInt(fn, "T", T);
+  checkInt(fn, "nHeads", nHeads, 1);
+  checkInt(fn, "nKvHeads", nKvHeads, 1);
+  checkInt(fn, "headDim", headDim, 1);
+  checkInt(fn, "cap", cap);
+  checkInt(fn, "nSeqMax", nSeqMax, 1);
+  if (nHeads % nKvHeads !== 0) throw new RangeError(`${fn}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+  if (!Number.isFinite(a.scale)) throw new RangeError(`${fn}: scale must be finite, got ${a.scale}`);
+  for (const name of ["q", "k", "v", "out"] as const) checkArray(fn, name, a[name], Float32Array);
+  for (const name of ["rowSeq", "rowPos", "nRows", "qSeq", "qPos"] as const) checkArray(fn, name, a[name], Int32Array);
+  checkArray(fn, "visible", a.visible, Uint8Array);
+  const qLen = T * nHeads * headDim;
+  const kvLen = nKvHeads * cap * headDim;
+  checkLength(fn, "q", a.q.length, qLen, `T ${T} x nHeads ${nHeads} x headDim ${headDim}`);
+  checkLength(fn, "out", a.out.length, qLen, `T ${T} x nHeads ${nHeads} x headDim ${headDim}`);
+  checkLength(fn, "k", a.k.length, kvLen, `nKvHeads ${nKvHeads} x cap ${cap} x headDim ${headDim}`);
+  checkLength(fn, "v", a.v.length, kvLen, `nKvHeads ${nKvHeads} x cap ${cap} x headDim ${headDim}`);
+  checkLength(fn, "rowSeq", a.rowSeq.length, nKvHeads * cap, `nKvHeads ${nKvHeads} x cap ${cap}`);
+  checkLength(fn, "rowPos", a.rowPos.length, nKvHeads * cap, `nKvHeads ${nKvHeads} x cap ${cap}`);
+  checkLength(fn, "nRows", a.nRows.length, nKvHeads, `nKvHeads ${nKvHeads}`);
+  checkLength(fn, "qSeq", a.qSeq.length, T, `T ${T}`);
+  checkLength(fn, "qPos", a.qPos.length, T, `T ${T}`);
+  checkLength(fn, "visible", a.visible.length, nSeqMax * nSeqMax, `nSeqMax ${nSeqMax} squared`);
+  for (let h = 0; h < nKvHeads; h++) {
+    const n = a.nRows[h];
+    if (n < 0 || n > cap) throw new RangeError(`${fn}: nRows[${h}] = ${n} is outside [0, cap ${cap}]`);
+  }
+  for (let t = 0; t < T; t++) {
+    const s = a.qSeq[t];
+    if (s < 0 || s >= nSeqMax) throw new RangeError(`${fn}: qSeq[${t}] = ${s} is outside [0, nSeqMax ${nSeqMax})`);
+  }
+  // rowSeq values of the rows in use are checked in C, where the rows are read anyway.
+}
+
+function wrap(addon: NativeAddon): NativeKernels {
+  return {
+    name: "native",
+    matmul(a: MatmulArgs): void {
+      validateMatmul(a);
+      addon.matmul(a.w, a.type, a.nOut, a.nIn, a.x, a.T, a.y);
+    },
+    attention(a: AttentionArgs): void {
+      validateAttention(a);
+      addon.attention(
+        a.q, a.k, a.v, a.rowSeq, a.rowPos, a.nRows, a.cap, a.qSeq, a.qPos, a.visible, a.nSeqMax, a.T,
+        a.nHeads, a.nKvHeads, a.headDim, a.scale, a.out,
+      );
+    },
+    setThreads(n: number): void {
+      checkInt("setThreads", "n", n, 1);
+      addon.setThreads(n);
+    },
+    info: () => addon.info(),
+    setIsa: (isa: NativeIsa) => addon.setIsa(isa) as NativeIsa,
+  };
+}
