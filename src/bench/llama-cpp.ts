@@ -1,7 +1,9 @@
 // llama.cpp as the outside reference (parity tests) and the speed yardstick (bench), through
 // node-llama-cpp 3.21.1. It is a devDependency, so it is imported only when asked for.
 // Its greedy sampler keeps the whole vocabulary with raw logits, so the "probabilities" it
-// returns are softmax(logits): their logs are llama.cpp's next-token log-probabilities.
+// returns are softmax(logits): their logs are llama.cpp's next-token log-probabilities, up to
+// one constant (node-llama-cpp normalises with a float sum over the vocabulary, ~1e-4 off for
+// 150K tokens), so comparisons should subtract the top token's log-probability first.
 
 import type { Llama } from "node-llama-cpp";
 
@@ -18,6 +20,7 @@ export function reference(): Promise<Llama> {
 export interface ReferenceRun {
   logProbs: Float64Array; // [nVocab] after the whole prompt
   greedy: number[]; // greedy continuation
+  margins: number[]; // per greedy step: log-prob of the chosen token minus the runner-up's
   prefillSeconds: number;
   decodeSeconds: number;
 }
@@ -46,13 +49,19 @@ export async function llamaCppRun(modelPath: string, prompt: number[], nGen: num
       const logProbs = new Float64Array(opts.nVocab);
       logProbs.fill(-Infinity);
       for (const [tok, p] of probs) logProbs[tok as number] = Math.log(p);
+      const margin = (p: Map<number, number>) => {
+        const [a, b] = [...p.values()]; // sorted, most likely first
+        return b === undefined ? Infinity : Math.log(a) - Math.log(b);
+      };
       const greedy: number[] = [next.token as number];
+      const margins: number[] = [margin(probs as Map<number, number>)];
       while (greedy.length < nGen) {
-        const r = await seq.controlledEvaluate([[greedy[greedy.length - 1], { generateNext: { token: true } }]] as never);
+        const r = await seq.controlledEvaluate([[greedy[greedy.length - 1], { generateNext: { token: true, probabilities: true } }]] as never);
         greedy.push(r[0]!.next.token as number);
+        margins.push(margin(r[0]!.next.probabilities as Map<number, number>));
       }
       const t2 = performance.now();
-      return { logProbs, greedy, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+      return { logProbs, greedy, margins, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
     } finally {
       await context.dispose();
     }
