@@ -80,7 +80,8 @@ export async function llamaCppSpeed(modelPath: string, prompt: number[], nDecode
   const l = await reference();
   const model = await l.loadModel({ modelPath, gpuLayers: 0 });
   try {
-    const context = await model.createContext({ contextSize: prompt.length + nDecode + 16, batchSize: prompt.length, threads, flashAttention: false });
+    // llama.cpp as users run it: its defaults (F16 KV cache, flash attention "auto").
+    const context = await model.createContext({ contextSize: prompt.length + nDecode + 16, batchSize: prompt.length, threads });
     try {
       const seq = context.getSequence();
       let prefill = 0;
