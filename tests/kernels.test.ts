@@ -11,6 +11,7 @@
 // The addon must be built (npm run build:native): without it these tests fail, unless
 // PARALLELCOMP_NO_NATIVE=1 is set, in which case they are skipped.
 
+import { rng } from "../src/generate/sampler.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
@@ -35,17 +36,7 @@ function isaLevels(k: NativeKernels): NativeIsa[] {
   return all.slice(all.indexOf(k.info().detectedIsa));
 }
 
-/** mulberry32: deterministic uniform floats in [0, 1). */
-function makeRng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const makeRng = rng; // the project's seeded PRNG (generate/sampler.ts)
 
 function randomArray(rng: () => number, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);

@@ -6,6 +6,7 @@
 //    ctypes. Linux x64 only; skipped elsewhere.
 // Plus reference-free checks: hand-computed blocks, round-trip error bounds, API errors.
 
+import { rng } from "../src/generate/sampler.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -30,17 +31,7 @@ import { llamaCppPrebuiltBins, llamaCppSource } from "./support/llamacpp.js";
 
 // ---------------------------------------------------------------- data
 
-/** mulberry32-style 32-bit PRNG: deterministic uniform floats in [0, 1). */
-function makeRng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const makeRng = rng; // the project's seeded PRNG (generate/sampler.ts)
 
 function gaussian(rng: () => number): number {
   const u = 1 - rng(), v = rng();

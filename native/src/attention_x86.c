@@ -4,6 +4,7 @@
 
 #if PC_HAVE_X86_SIMD
 #include <immintrin.h>
+#include "simd_x86.h"
 #include <math.h>
 
 #include "threadpool.h"
@@ -163,25 +164,6 @@ PC_TARGET_AVX512 static inline __m512 sums_of_512(const __m512 *a) {
 // ---------------------------------------------------------------------------------------------
 // K transposition for the packed path.
 
-PC_TARGET_AVX2 static inline void transpose8_ps(__m256 r[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /** kt[h, d, k0 + j] = k[h, k0 + j, d] for j < PC_ATT_KB; keys >= nRows[h] become 0.
  *  Requires headDim % 8 == 0. */
 PC_TARGET_AVX2 void pc_att_transpose_k_avx2(pc_att_job *job, int h, int64_t k0) {
@@ -197,7 +179,7 @@ PC_TARGET_AVX2 void pc_att_transpose_k_avx2(pc_att_job *job, int h, int64_t k0) 
                 const int64_t j = k0 + jb + i;
                 r[i] = j < nr ? _mm256_loadu_ps(kh + j * hd + db) : _mm256_setzero_ps();
             }
-            transpose8_ps(r);
+            pc_transpose8(r);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (int64_t)(db + i) * job->ldkt + k0 + jb, r[i]);
         }
     }
