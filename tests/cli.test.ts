@@ -47,6 +47,15 @@ test("generate --prompt tokenizes with the model's tokenizer and streams text", 
   assert.match(r.err, /prefill 5 tokens/); // 5 bytes, no BOS (add_bos_token false)
 });
 
+test("tokenize prints the ids as a JSON array; control-token text is parsed unless --no-parse-special", () => {
+  const parsed = cli(["tokenize", "-m", model], "a<s>b");
+  assert.equal(parsed.code, 0, parsed.err);
+  assert.deepEqual(JSON.parse(parsed.out), [97, 298, 98]); // byte ids; "<s>" is BOS (298) in this vocabulary
+  const plain = cli(["tokenize", "-m", model, "--no-parse-special"], "a<s>b");
+  assert.deepEqual(JSON.parse(plain.out), [97, 60, 115, 62, 98]);
+  expectError(["tokenize", "-m", model], /standard input is not valid UTF-8 text \(first bad byte at offset 1\)/, Buffer.from([0x41, 0xc3, 0x28]));
+});
+
 test("inspect --json describes the model", () => {
   const r = cli(["inspect", model, "--json"]);
   assert.equal(r.code, 0, r.err);

@@ -8,7 +8,7 @@ import { GgmlType, typeName } from "../gguf/types.js";
 import { readConfig } from "../model/config.js";
 import { loadModel } from "../model/model.js";
 import { generate } from "../generate/generate.js";
-import { loadTokenizer } from "../tokenizer/index.js";
+import { firstInvalidUtf8, loadTokenizer } from "../tokenizer/index.js";
 import { BENCH_HEADER, runBench } from "../bench/bench.js";
 import { SHAPES } from "../model/random-model.js";
 import { int, intList, num } from "./options.js";
@@ -62,6 +62,38 @@ Examples:
         model.close();
       }
     });
+}
+
+export function addTokenize(program: Command) {
+  program
+    .command("tokenize")
+    .description("tokenize text from standard input with a model's tokenizer; prints the ids as a JSON array")
+    .option("-m, --model <file>", "GGUF model file (default: the bundled model)")
+    .option("--no-bos", "do not add BOS even if the model wants it")
+    .option("--no-parse-special", "treat control-token text such as <|im_start|> as plain text")
+    .option("--json", "print { tokens, pieces } instead of the bare id array")
+    .addHelpText("after", `
+Example:
+  echo "Hello world" | parallelcomp tokenize -m model.gguf`)
+    .action((o) => {
+      const g = GgufFile.open(o.model ?? defaultModelPath());
+      try {
+        const tok = loadTokenizer(g);
+        const text = readStdinUtf8();
+        const ids = tok.encode(text, { addBos: o.bos ? undefined : false, parseSpecial: o.parseSpecial });
+        console.log(JSON.stringify(o.json ? { tokens: ids, pieces: ids.map((id) => tok.tokenText(id)) } : ids));
+      } finally {
+        g.close();
+      }
+    });
+}
+
+/** All of standard input as UTF-8 text; invalid bytes are an error naming their offset. */
+function readStdinUtf8(): string {
+  const bytes = fs.readFileSync(0);
+  const bad = firstInvalidUtf8(bytes);
+  if (bad < bytes.length) throw new Error(`standard input is not valid UTF-8 text (first bad byte at offset ${bad})`);
+  return bytes.toString("utf8");
 }
 
 export function inspectModel(file: string) {

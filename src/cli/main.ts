@@ -1,7 +1,7 @@
 // The `parallelcomp` command line. Errors print one line, never a stack trace.
 
 import { Command, CommanderError } from "commander";
-import { addBench, addGenerate, addInspect } from "./commands.js";
+import { addBench, addGenerate, addInspect, addTokenize } from "./commands.js";
 import { addAsk } from "./ask.js";
 import { addEval } from "./eval.js";
 
@@ -17,6 +17,7 @@ addAsk(program);
 addGenerate(program);
 addEval(program);
 addInspect(program);
+addTokenize(program);
 addBench(program);
 
 try {
