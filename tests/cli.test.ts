@@ -68,6 +68,16 @@ test("inspect --json describes the model", () => {
   assert.deepEqual(j.tensorTypes, { F32: 2 * 9 + 2 });
 });
 
+test("inspect --json without a model describes the bundled model", () => {
+  const r = cli(["inspect", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.match(j.file, /models\/parallelcomp-retrieval\.gguf$/);
+  assert.equal(j.contextLength, 512);
+  assert.equal(j.vocabSize, 258);
+  assert.equal(j.architecture, "llama");
+});
+
 test("ask --json reports answer, method, chunks kept with scores, timings and peak RSS", () => {
   const context = "The grass is green. The sky is blue. ".repeat(40);
   const r = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-k", "2", "-n", "4", "--json"], context);

@@ -68,6 +68,24 @@ test("batch prefill of N chunks scores exactly as N separate prefills", () => {
   together.scores.forEach((s, i) => assert.ok(Math.abs(s - alone.scores[i]) < 1e-5, `chunk ${i}: ${s} vs ${alone.scores[i]}`));
 });
 
+test("the separator joining question to chunk is not scored: the score is the NLL of the tokens after it", () => {
+  const req = request(40, 21);
+  const sep = req.query.length - 2; // leave two scored tokens
+  const r = parallelComp(model, { ...req, separator: sep }, resolveOptions("default", { maxTokens: 0 }));
+  const all = [BOS, ...req.header, ...req.context, ...req.query];
+  const logits = model.forward(model.newCache(), sequenceBatch(all, { logits: "all" }));
+  const n = model.config.nVocab;
+  let nll = 0;
+  for (let j = sep; j < req.query.length; j++) {
+    const row = all.length - req.query.length + j - 1; // the row that predicts query token j
+    const x = logits.subarray(row * n, (row + 1) * n);
+    const max = Math.max(...x);
+    const lse = max + Math.log(x.reduce((a, v) => a + Math.exp(v - max), 0));
+    nll += lse - x[req.query[j]];
+  }
+  assert.ok(Math.abs(r.scores[0] - nll / 2) < 1e-5, `${r.scores[0]} vs ${nll / 2}`);
+});
+
 test("the queue keeps the k lowest scores whatever the arrival order (ties to the earlier chunk) and drops the rest at once", () => {
   const scores = [5, 1, 4, 1, 3, 9, 2, 6];
   const orders = [[0, 1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1, 0], [3, 5, 1, 7, 0, 2, 6, 4]];

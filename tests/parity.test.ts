@@ -103,3 +103,23 @@ for (const shape of SHAPES) {
     });
   }
 }
+
+test("the bundled model loads in llama.cpp with next-token log-probs within 1e-3 of ours", async () => {
+  const { BUNDLED_MODEL } = await import("../src/model/bundled.js");
+  const { loadTokenizer } = await import("../src/tokenizer/index.js");
+  const model = loadModel(BUNDLED_MODEL);
+  try {
+    const tok = loadTokenizer(model.gguf);
+    const prompt = tok.encode("The grass is green. The pass key is 71432. Remember it. 71432 is the pass key. The sky is blue.\n\nWhat is the pass key?\nThe pass key is");
+    const ref = await llamaCppRun(BUNDLED_MODEL, prompt, 7, { nVocab: model.config.nVocab });
+    const ours = logSoftmax(model.forward(model.newCache(), sequenceBatch(prompt)));
+    let top = 0;
+    for (let i = 1; i < ours.length; i++) if (ref.logProbs[i] > ref.logProbs[top]) top = i;
+    let maxDiff = 0;
+    for (let i = 0; i < ours.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ours[top] - (ref.logProbs[i] - ref.logProbs[top])));
+    assert.ok(maxDiff < 1e-3, `max |log-prob difference| ${maxDiff}`);
+    assert.deepEqual(generate(model, prompt, { maxTokens: 7 }).tokens, ref.greedy);
+  } finally {
+    model.close();
+  }
+});

@@ -22,7 +22,14 @@ export interface TokenRequest {
   bos: number | null;
   header: number[];
   context: number[];
-  query: number[]; // question + answer prefix
+  query: number[]; // separator + question + answer prefix
+  /**
+   * Leading query tokens that only join the question to the chunk ("\n\n"). They are not
+   * scored: their likelihood says whether the chunk happened to end at a paragraph break, not
+   * whether it is relevant (measured on our model: passkey chunk recall among 32 chunks rose
+   * from 30% to 90% without them).
+   */
+  separator?: number;
 }
 
 export interface KeptChunk {
@@ -87,7 +94,8 @@ export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOpt
   const spans = chunkContext(req.context, chunkTokens, hooks.boundary);
   const prefix = req.bos === null ? req.header : [req.bos, ...req.header];
   const m = req.query.length;
-  const scored = o.queryRecentTokens > 0 ? Math.min(m, o.queryRecentTokens) : m;
+  const unscored = Math.min(m - 1, req.separator ?? 0);
+  const scored = o.queryRecentTokens > 0 ? Math.min(m - unscored, o.queryRecentTokens) : m - unscored;
 
   const nSeqMax = o.topK + o.maxParallelChunks + 1;
   const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) });

@@ -27,16 +27,17 @@ export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest):
   const answerPrefix = r.answerPrefix ?? "";
   let headerText: string;
   let queryText: string;
+  const SEPARATOR = "\n\n"; // between the context and the question, in both layouts
   if (gguf.has("tokenizer.chat_template")) {
-    const content = (instruction ? instruction + "\n\n" : "") + CONTEXT_MARK + "\n\n" + r.question;
+    const content = (instruction ? instruction + "\n\n" : "") + CONTEXT_MARK + SEPARATOR + r.question;
     const rendered = renderChat(gguf, [{ role: "user", content }], { addGenerationPrompt: true });
     const at = rendered.indexOf(CONTEXT_MARK);
     if (at < 0) throw new Error(`the chat template of ${gguf.file} dropped the user message`);
     headerText = rendered.slice(0, at);
-    queryText = rendered.slice(at + CONTEXT_MARK.length) + answerPrefix;
+    queryText = rendered.slice(at + CONTEXT_MARK.length + SEPARATOR.length) + answerPrefix;
   } else {
     headerText = instruction ? instruction + "\n\n" : "";
-    queryText = "\n\n" + r.question + "\n" + answerPrefix;
+    queryText = r.question + "\n" + answerPrefix;
   }
   // Control tokens are parsed in the template's own text, never in the user's context.
   let header = tok.encode(headerText, { addBos: false, parseSpecial: true });
@@ -45,11 +46,13 @@ export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest):
     header = header.slice(1); // the template wrote BOS itself
     bos = tok.bos;
   }
+  const separator = tok.encode(SEPARATOR, { addBos: false, parseSpecial: false });
   return {
     bos,
     header,
     context: tok.encode(r.context, { addBos: false, parseSpecial: false }),
-    query: tok.encode(queryText, { addBos: false, parseSpecial: true }),
+    query: [...separator, ...tok.encode(queryText, { addBos: false, parseSpecial: true })],
+    separator: separator.length,
   };
 }
 
