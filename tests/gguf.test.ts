@@ -14,7 +14,7 @@ import { GgmlType } from "../src/gguf/types.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { loadModel } from "../src/model/model.js";
 import { llamaCppSource } from "./support/llamacpp.js";
-import { tempDir } from "./support/tmp.js";
+import { PYTHON, tempDir } from "./support/tmp.js";
 
 const dir = tempDir();
 
@@ -62,7 +62,7 @@ test("every metadata value type, nested arrays and tensor data round-trip throug
 });
 
 function python(script: string, ...args: string[]): string {
-  const r = spawnSync("python3", ["-c", script, ...args], { env: { ...process.env, PYTHONPATH: path.join(llamaCppSource(), "gguf-py") }, encoding: "utf8" });
+  const r = spawnSync(PYTHON, ["-c", script, ...args], { env: { ...process.env, PYTHONPATH: path.join(llamaCppSource(), "gguf-py") }, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }

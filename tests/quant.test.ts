@@ -28,6 +28,7 @@ import {
 import { roundActivations } from "../src/kernels/reference.js";
 import { dequantizeRow, quantizeRow, quantizeRowX86, quantizeTensor, vecDotType } from "../src/tensor/quant.js";
 import { llamaCppPrebuiltBins, llamaCppSource } from "./support/llamacpp.js";
+import { PYTHON } from "./support/tmp.js";
 
 // ---------------------------------------------------------------- data
 
@@ -147,7 +148,7 @@ for i, job in enumerate(req["jobs"]):
 `;
 
 function checkPython(): string | undefined {
-  const r = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
+  const r = spawnSync(PYTHON, ["-c", "import numpy"], { encoding: "utf8" });
   if (r.error || r.status !== 0) return "python3 with numpy is not available";
   return undefined;
 }
@@ -175,7 +176,7 @@ function runPython(jobs: PyJob[]): Uint8Array[] {
   try {
     jobs.forEach((j, i) => writeFileSync(join(dir, `in${i}`), j.input));
     const req = { dir, bins: llamaCppPrebuiltBins() ?? "", jobs: jobs.map(({ input: _input, ...rest }) => rest) };
-    const r = spawnSync("python3", ["-c", PY_SCRIPT], {
+    const r = spawnSync(PYTHON, ["-c", PY_SCRIPT], {
       input: JSON.stringify(req),
       encoding: "utf8",
       env: { ...process.env, PYTHONPATH: join(llamaCppSource(), "gguf-py") },

@@ -19,3 +19,6 @@ export function randomTokens(count: number, n: number, seed: number): number[] {
   }
   return out;
 }
+
+/** The python with numpy that runs gguf-py: $PYTHON (set by .ci/run when it installs one) or python3. */
+export const PYTHON = process.env.PYTHON ?? "python3";
