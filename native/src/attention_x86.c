@@ -124,24 +124,8 @@ PC_TARGET_AVX512 static inline __m512 keep_512(__m512 v, unsigned bits, __m512 f
     return _mm512_mask_blend_ps((__mmask16)(bits & 0xffff), fill, v);
 }
 
-/** Lane j of the result = horizontal sum of a[j], j < 16. */
-PC_TARGET_AVX512 static inline __m512 sums_of_512(const __m512 *a) {
-    // Level 1: pairs (a[2i], a[2i+1]) -> b[i]: within each 128-bit lane L,
-    // b[i] = [a2i(L0+L2), a2i+1(L0+L2), a2i(L1+L3), a2i+1(L1+L3)] (element indices in L).
-    __m512 b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    // Level 2: (b[2i], b[2i+1]) -> c[i]: per 128-bit lane, the lane-partial sums of a[4i..4i+3].
-    __m512 c[4];
-    for (int i = 0; i < 4; i++) {
-        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    // Level 3: add the four 128-bit lanes of each c[i], placing c[i]'s total in lane i.
-    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
-}
+/** The AVX-512 instantiation's horizontal sums: the transposing tree shared with the matmul. */
+PC_TARGET_AVX512 static inline __m512 sums_of_512(const __m512 *a) { return pc_sums_of_16(a); }
 
 #define AT_TARGET PC_TARGET_AVX512
 #define AT_NAME(x) x##_512

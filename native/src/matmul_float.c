@@ -281,23 +281,6 @@ PC_TARGET_AVX512 PC_INLINE __m512 w_load16(int type, const uint8_t *row, int64_t
     }
 }
 
-/** Lane j of the result = horizontal sum of a[j], j < 16 (a transposing reduction tree). */
-PC_TARGET_AVX512 PC_INLINE __m512 sums_of_16(const __m512 *a) {
-    // pairs -> within each 128-bit lane, [a2i(e0+e2), a2i+1(e0+e2), a2i(e1+e3), a2i+1(e1+e3)]
-    __m512 b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    // quads -> per 128-bit lane, the lane-partial sums of a[4i .. 4i + 3]
-    __m512 c[4];
-    for (int i = 0; i < 4; i++) {
-        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    // add the four 128-bit lanes of each c[i], placing its totals in lane i
-    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
-}
 
 /** Dot tile, AVX-512: as dot_tile_avx2 with RM, RN <= 4 and masked tails. */
 PC_TARGET_AVX512 PC_INLINE void dot_tile_512(int type, int RM, int RN, const uint8_t *w, size_t row_bytes,
@@ -336,7 +319,7 @@ PC_TARGET_AVX512 PC_INLINE void dot_tile_512(int type, int RM, int RN, const uin
         __m512 a[16];
         for (int j = 0; j < 4; j++)
             for (int i = 0; i < 4; i++) a[4 * j + i] = acc[i][j];
-        const __m512 sums = sums_of_16(a);
+        const __m512 sums = pc_sums_of_16(a);
         _mm_storeu_ps(y, _mm512_extractf32x4_ps(sums, 0));
         _mm_storeu_ps(y + ldy, _mm512_extractf32x4_ps(sums, 1));
         _mm_storeu_ps(y + 2 * ldy, _mm512_extractf32x4_ps(sums, 2));

@@ -22,3 +22,21 @@ PC_TARGET_AVX2 PC_INLINE void pc_transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
+
+/** Lane j of the result = horizontal sum of a[j], j < 16 (a transposing reduction tree). */
+PC_TARGET_AVX512 PC_INLINE __m512 pc_sums_of_16(const __m512 *a) {
+    // pairs -> within each 128-bit lane, [a2i(e0+e2), a2i+1(e0+e2), a2i(e1+e3), a2i+1(e1+e3)]
+    __m512 b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    // quads -> per 128-bit lane, the lane-partial sums of a[4i .. 4i + 3]
+    __m512 c[4];
+    for (int i = 0; i < 4; i++) {
+        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    // add the four 128-bit lanes of each c[i], placing its totals in lane i
+    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
+}
