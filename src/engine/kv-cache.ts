@@ -111,8 +111,12 @@ export class KvCache {
       if (n + T > this.cap) throw new Error(`KV cache append of ${T} rows without reserve (cap ${this.cap}, rows ${n})`);
       for (let t = 0; t < T; t++) {
         const cell = h * this.cap + n + t;
-        L.k.set(k.subarray(t * stride + h * hd, t * stride + (h + 1) * hd), cell * hd);
-        L.v.set(v.subarray(t * stride + h * hd, t * stride + (h + 1) * hd), cell * hd);
+        const src = t * stride + h * hd; // plain loop: no view object per row on this hot path
+        const dst = cell * hd;
+        for (let i = 0; i < hd; i++) {
+          L.k[dst + i] = k[src + i];
+          L.v[dst + i] = v[src + i];
+        }
         L.rowSeq[cell] = seq[t];
         L.rowPos[cell] = pos[t];
       }

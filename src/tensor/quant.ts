@@ -21,7 +21,7 @@
 // operation, which is why one fround per C operation reproduces C exactly (ggml-base is
 // built without FMA contraction; the tests check against its compiled code).
 
-import { GgmlType, TYPE_TRAITS, rowBytes, typeName } from "../gguf/types.js";
+import { GgmlType, SUPPORTED_WEIGHT_TYPES, TYPE_TRAITS, rowBytes, typeName } from "../gguf/types.js";
 import { f16Table, f32BitsToBf16Bits, f32BitsToF16Bits } from "./f16.js";
 
 const F16 = f16Table();
@@ -30,22 +30,8 @@ const QK_K = 256;
 const GROUP_MAX_EPS = fr(1e-15);
 const FLT_MAX = fr(3.4028234663852886e38);
 
-/** Types dequantizeRow/quantizeRow handle. */
-export const QUANT_TYPES: ReadonlySet<number> = new Set([
-  GgmlType.F32,
-  GgmlType.F16,
-  GgmlType.BF16,
-  GgmlType.Q8_0,
-  GgmlType.Q8_1,
-  GgmlType.Q4_0,
-  GgmlType.Q4_1,
-  GgmlType.Q5_0,
-  GgmlType.Q5_1,
-  GgmlType.Q4_K,
-  GgmlType.Q5_K,
-  GgmlType.Q6_K,
-  GgmlType.Q8_K,
-]);
+/** Types dequantizeRow/quantizeRow handle: the weight types plus the activation-only Q8_1, Q8_K. */
+export const QUANT_TYPES: ReadonlySet<number> = new Set([...SUPPORTED_WEIGHT_TYPES, GgmlType.Q8_1, GgmlType.Q8_K]);
 
 // ---------------------------------------------------------------- shared helpers
 
