@@ -5,7 +5,7 @@
 // each matmul, exactly as llama.cpp does. Two engines that sum in different orders differ by ~1e-7,
 // and now and then that moves an activation across a rounding boundary: one quantum flips, and the
 // deep random network amplifies it (our own engine, perturbed by 1e-7, moves its log-probabilities
-// by up to 0.07 in Q8_0). So:
+// by 0.07-0.09 in Q8_0: `node dist/tools/experiments.js perturb 8`). So:
 //   - depth 1 (real widths and vocabulary, one layer): the first layer's input is bit-identical on
 //     both sides and int8 flips are too rare to occur: every type within 1e-4, except F16 and
 //     BF16, whose rounding steps are fine enough (2^-11, 2^-8) that about one of the last row's

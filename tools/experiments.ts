@@ -1,0 +1,76 @@
+// Two measurements quoted in the notes, kept here so they can be rerun.
+//   node dist/tools/experiments.js separator [samples]
+//     Chunk recall with and without scoring the "\n\n" separator that joins the question to a
+//     chunk (bundled model, passkey and number_string at 16K tokens, retrieval preset).
+//   node dist/tools/experiments.js perturb [type]
+//     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
+//     (2-layer SmolLM2-width random model, 64-token prompt): the floor for agreement with any
+//     other engine that sums in a different order, per weight type (GgmlType number).
+
+import * as os from "node:os";
+import * as path from "node:path";
+import { loadModel } from "../src/model/model.js";
+import { loadTokenizer } from "../src/tokenizer/index.js";
+import { defaultModelPath } from "../src/model/bundled.js";
+import { makeSample, type TaskName } from "../src/eval/tasks.js";
+import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
+import { parallelComp } from "../src/method/parallelcomp.js";
+import { resolveOptions } from "../src/method/options.js";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { sequenceBatch } from "../src/engine/batch.js";
+import type { Kernels } from "../src/kernels/types.js";
+
+function separator(samples: number) {
+  const model = loadModel(defaultModelPath());
+  const tok = loadTokenizer(model.gguf);
+  const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+  const o = resolveOptions("retrieval", { maxTokens: 16 }); // as `parallelcomp eval` sizes chunks
+  for (const task of ["passkey", "number_string"] as TaskName[]) {
+    const kept = { scored: 0, skipped: 0 };
+    for (let i = 0; i < samples; i++) {
+      const s = makeSample(task, 16384, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count);
+      const req = tokenizeRequest(tok, model.gguf, s.request);
+      const needle = count(s.request.context.slice(0, s.needleOffset));
+      const hit = (r: ReturnType<typeof parallelComp>) => (r.kept.some((k) => needle >= k.start && needle < k.end) ? 1 : 0);
+      kept.scored += hit(parallelComp(model, { ...req, separator: 0 }, o, { boundary: boundaryOf(tok) }));
+      kept.skipped += hit(parallelComp(model, req, o, { boundary: boundaryOf(tok) }));
+    }
+    console.log(`${task} @16K, ${samples} samples: chunk recall ${(100 * kept.scored / samples).toFixed(0)}% scoring the separator, ${(100 * kept.skipped / samples).toFixed(0)}% without it`);
+  }
+}
+
+function perturb(type: number) {
+  const file = path.join(os.tmpdir(), `parallelcomp-perturb-${type}.gguf`);
+  writeRandomModel(file, "smollm2-135m", { type, seed: 7, shape: { nLayers: 2, nVocab: 1024 } });
+  const model = loadModel(file);
+  const prompt = Array.from({ length: 64 }, (_, i) => (i * 37 + 5) % 1000);
+  const logProbs = (K?: Kernels) => {
+    const base = model.kernels;
+    if (K) (model as unknown as { kernels: Kernels }).kernels = K;
+    const l = model.forward(model.newCache(), sequenceBatch(prompt));
+    (model as unknown as { kernels: Kernels }).kernels = base;
+    let m = -Infinity;
+    for (const v of l) m = Math.max(m, v);
+    let s = 0;
+    for (const v of l) s += Math.exp(v - m);
+    return Float64Array.from(l, (v) => v - m - Math.log(s));
+  };
+  const a = logProbs();
+  const base = model.kernels;
+  const nudged: Kernels = { ...base, name: base.name, matmul(args) {
+    base.matmul(args);
+    for (let i = 0; i < args.T * args.nOut; i++) args.y[i] *= 1 + ((((i * 2654435761) >>> 0) % 3) - 1) * 1e-7;
+  } };
+  const b = logProbs(nudged);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  console.log(`type ${type}: max |log-prob change| under a 1e-7 nudge of every matmul output: ${d.toExponential(2)}`);
+}
+
+const [what, arg] = process.argv.slice(2);
+if (what === "separator") separator(Number(arg ?? 10));
+else if (what === "perturb") perturb(Number(arg ?? 8));
+else {
+  console.error("usage: node dist/tools/experiments.js separator [samples] | perturb [GgmlType]");
+  process.exit(2);
+}
