@@ -1,5 +1,12 @@
 // The library entry point.
 
+export { ask, askStream, type AskRequest, type AskOptions, type AskResult, type AskChunk, type AskStream } from "./api.js";
+export { resolveOptions, PRESETS, DEFAULTS, PAPER_RECIPE, type ParallelCompOptions } from "./method/options.js";
+export { METHODS, type Method } from "./method/baselines.js";
+export type { Progress } from "./method/parallelcomp.js";
+export { loadTokenizer, type Tokenizer } from "./tokenizer/index.js";
+export { BUNDLED_MODEL } from "./model/bundled.js";
+
 export { loadModel, Model, type LoadOptions } from "./model/model.js";
 export type { ModelConfig } from "./model/config.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./generate/generate.js";

@@ -201,11 +201,14 @@ test("calibration runs inside a request and evicts in the recipe's layers only",
   assert.ok(r.evictedByCalibration > 0, "a low threshold must evict something");
 });
 
-test("chunking cuts on token boundaries, preferring a line end within 5% of the cut", () => {
-  const ctx = Array.from({ length: 250 }, (_, i) => (i === 96 ? 1 : i === 194 ? 2 : 0));
-  const spans = chunkContext(ctx, 100, (t) => (t === 1 ? 2 : t === 2 ? 1 : 0));
-  assert.deepEqual(spans, [{ start: 0, end: 97 }, { start: 97, end: 195 }, { start: 195, end: 250 }]);
-  assert.deepEqual(chunkContext(ctx, 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
+test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut", () => {
+  // token 1 ends a line, 2 a sentence, 3 a word: a line end 14 back beats a word end 1 back, a
+  // sentence end 5 back beats a word end 2 back, and a line end 19 back is out of reach.
+  const at: Record<number, number> = { 85: 1, 98: 3, 180: 2, 183: 3, 279: 1, 360: 1 };
+  const ctx = Array.from({ length: 500 }, (_, i) => at[i] ?? 0);
+  const kind = (t: number) => (t === 1 ? 4 : t === 2 ? 3 : t === 3 ? 1 : 0);
+  assert.deepEqual(chunkContext(ctx, 100, kind).map((s) => s.end), [86, 181, 280, 380, 480, 500]);
+  assert.deepEqual(chunkContext(ctx.slice(0, 250), 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
 });
 
 test("bad requests get clear errors: empty context or question, a question longer than the window, topK 0, unknown preset", () => {

@@ -4,12 +4,12 @@ import * as fs from "node:fs";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { loadModel } from "../model/model.js";
-import { loadTokenizer } from "../tokenizer/index.js";
-import { METHODS, runMethod, type Method } from "../method/baselines.js";
-import { PRESETS, resolveOptions } from "../method/options.js";
-import { boundaryOf, tokenizeRequest } from "../method/request.js";
-import { defaultModelPath } from "../model/bundled.js";
+import { METHODS, type Method } from "../method/baselines.js";
+import { PRESETS } from "../method/options.js";
+import { ask, type AskResult } from "../api.js";
 import { int } from "./options.js";
+import { progressBar } from "./progress.js";
+import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
 
 /** Largest context accepted: 64 MiB of text is ~16M tokens, far past any use of the method. */
 export const MAX_CONTEXT_BYTES = 64 * 1024 * 1024;
@@ -67,46 +67,50 @@ export function addAsk(program: Command) {
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
     .option("-n, --max-tokens <n>", "answer tokens", int(1, 4096), 32)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
-    .option("--json", "print { answer, method, nChunks, keptChunks, timings, peakRssBytes }")
+    .option("--explain", "after the answer, list the kept chunks with their scores and an excerpt")
+    .option("--report <file.html>", "write a self-contained HTML page: the chunks coloured by score, the answer, the timings")
+    .option("--json", "print { answer, method, nChunks, keptChunks, timings, peakRssBytes } (no progress bar)")
     .addHelpText("after", `
 Examples:
-  parallelcomp ask -f book.txt -q "Who wrote the letter?"
-  cat haystack.txt | parallelcomp ask -q "What is the pass key?" -a "The pass key is" --preset retrieval --json`)
-    .action((o) => {
-      const t0 = performance.now();
+  parallelcomp ask -f book.txt -q "Who wrote the letter?" --explain
+  cat haystack.txt | parallelcomp ask -q "What is the pass key?" -a "The pass key is" --preset retrieval --json
+  parallelcomp ask -f report.txt -q "What was the revenue in 2023?" --report answer.html`)
+    .action(async (o) => {
       const context = readContext(o.contextFile);
-      const model = loadModel(o.model ?? defaultModelPath(), { threads: o.threads });
+      const model = loadModel(o.model, { threads: o.threads });
       try {
-        const tok = loadTokenizer(model.gguf);
-        const req = tokenizeRequest(tok, model.gguf, { instruction: o.instruction, context, question: o.question, answerPrefix: o.answerPrefix });
-        const tokenizeSeconds = (performance.now() - t0) / 1000;
-        const overrides = {
-          maxTokens: o.maxTokens,
-          ...(o.topK !== undefined ? { topK: o.topK } : {}),
-          ...(o.chunkTokens !== undefined ? { chunkTokens: o.chunkTokens } : {}),
-          ...(o.parallel !== undefined ? { maxParallelChunks: o.parallel } : {}),
-        };
-        const opts = resolveOptions(o.preset, overrides);
-        const stream = o.json ? null : tok.streamDecoder({ skipSpecial: true });
-        const r = runMethod(o.method as Method, model, req, opts, {
-          boundary: boundaryOf(tok),
-          stopTokens: tok.eogTokens,
-          onToken: stream ? (t) => process.stdout.write(stream.push(t)) : undefined,
-        });
-        const answer = tok.decode(r.tokens, { skipSpecial: true });
-        const peakRssBytes = process.resourceUsage().maxRSS * 1024;
-        if (o.json) {
-          console.log(JSON.stringify({
-            answer, method: o.method, nChunks: r.nChunks,
-            keptChunks: r.kept.map((k) => ({ index: k.index, score: k.score, tokens: k.tokens })),
-            timings: { tokenizeSeconds, prefillSeconds: r.prefillSeconds, decodeSeconds: r.decodeSeconds },
-            contextTokens: req.context.length,
-            peakRssBytes,
-          }));
-        } else {
-          process.stdout.write(stream!.flush() + "\n");
-          process.stderr.write(`${req.context.length} context tokens in ${r.nChunks} chunks; kept ${r.kept.map((k) => `#${k.index} (${k.score.toFixed(3)})`).join(", ") || "-"}; prefill ${r.prefillSeconds.toFixed(1)} s, decode ${r.decodeSeconds.toFixed(1)} s\n`);
+        const bar = progressBar(!o.json);
+        const streamed = !o.json;
+        const request = { instruction: o.instruction, context, question: o.question, answerPrefix: o.answerPrefix };
+        let result: AskResult;
+        try {
+          result = await ask(model, request, {
+            method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
+            topK: o.topK, chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel,
+            onProgress: (p) => bar.update(p),
+            onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
+          });
+        } finally {
+          bar.stop();
         }
+        const tok = model.tokenizer;
+        let ctx: number[] | null = null; // the context's tokens again, only if a chunk's text is shown
+        const chunkText = (i: number) => {
+          ctx ??= tok.encode(context, { addBos: false, parseSpecial: false });
+          return tok.decode(ctx.slice(result.chunks[i].start, result.chunks[i].end));
+        };
+        const data: ReportData = { question: o.question, result, model: model.file, chunkText };
+        if (o.report) fs.writeFileSync(o.report, renderReport(data));
+        if (o.json) {
+          const { chunks: _c, tokens: _t, ...rest } = result;
+          const keptChunks = o.explain ? rest.keptChunks.map((k) => ({ ...k, excerpt: excerpt(data.chunkText(k.index), o.question) })) : rest.keptChunks;
+          console.log(JSON.stringify({ ...rest, keptChunks }));
+          return;
+        }
+        process.stdout.write("\n");
+        if (o.explain) console.log(explainLines(data).join("\n"));
+        const r = result;
+        process.stderr.write(`${r.contextTokens} context tokens in ${r.nChunks} chunks; kept ${r.keptChunks.map((k) => `#${k.index} (${k.score.toFixed(3)})`).join(", ") || "-"}; prefill ${r.timings.prefillSeconds.toFixed(1)} s, decode ${r.timings.decodeSeconds.toFixed(1)} s${o.report ? `; report in ${o.report}` : ""}\n`);
       } finally {
         model.close();
       }

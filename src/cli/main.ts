@@ -4,6 +4,8 @@ import { Command, CommanderError } from "commander";
 import { addBench, addGenerate, addInspect, addTokenize } from "./commands.js";
 import { addAsk } from "./ask.js";
 import { addEval } from "./eval.js";
+import { addDemo } from "./demo.js";
+import { addServe } from "./serve.js";
 
 const program = new Command();
 program
@@ -19,6 +21,8 @@ addEval(program);
 addInspect(program);
 addTokenize(program);
 addBench(program);
+addServe(program);
+addDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -34,7 +34,16 @@ export interface GenerateResult {
 
 const now = () => performance.now() / 1000;
 
+/** Generation run to the end at once. */
 export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
+  return drain(generateSteps(model, prompt, o));
+}
+
+/**
+ * Generation as steps: it yields after the prefill and after every token, so an async driver
+ * (`drainAsync`) can let other work (a server's sockets, a cancellation) in between.
+ */
+export function* generateSteps(model: Model, prompt: ArrayLike<number>, o: GenerateOptions = {}): Generator<void, GenerateResult> {
   if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token");
   const maxTokens = o.maxTokens ?? 64;
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${maxTokens}`);
@@ -48,6 +57,7 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
   let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), { ...o.forward, ...o.prefill });
   pos += prompt.length;
   const t1 = now();
+  yield;
 
   const tokens: number[] = [];
   let stoppedBy: GenerateResult["stoppedBy"] = "length";
@@ -59,6 +69,7 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
     o.onToken?.(next);
     if (tokens.length === maxTokens) break;
     logits = model.forward(cache, sequenceBatch([next], { seq, pos0: pos++ }), o.forward);
+    yield;
   }
   const t2 = now();
   const decoded = Math.max(0, tokens.length - 1); // the first token comes from the prefill logits
@@ -71,4 +82,36 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
     prefillTokensPerSecond: prompt.length / (t1 - t0),
     decodeTokensPerSecond: decoded > 0 ? decoded / (t2 - t1) : 0,
   };
+}
+
+/** Runs a step generator to its end synchronously. */
+export function drain<R>(steps: Generator<void, R>): R {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Runs a step generator to its end, returning to the event loop between steps (so timers,
+ * sockets and abort events are served); an aborted `signal` stops it with its reason.
+ */
+export async function drainAsync<R>(steps: Generator<void, R>, signal?: AbortSignal): Promise<R> {
+  for (;;) {
+    if (signal?.aborted) {
+      steps.return(undefined as never);
+      throw abortError(signal);
+    }
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The error an aborted run ends with: the signal's reason if it is an Error, else an AbortError. */
+export function abortError(signal: AbortSignal): Error {
+  if (signal.reason instanceof Error) return signal.reason;
+  const e = new Error("the request was aborted");
+  e.name = "AbortError";
+  return e;
 }

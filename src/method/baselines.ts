@@ -7,10 +7,10 @@
 //   ntk        dynamic NTK-aware RoPE scaling over the whole input
 
 import { sequenceBatch } from "../engine/batch.js";
-import { generate } from "../generate/generate.js";
+import { abortError, drain, drainAsync, generateSteps } from "../generate/generate.js";
 import { shiftKeys } from "../model/forward.js";
 import type { Model } from "../model/model.js";
-import { chunkBudget, parallelComp, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
+import { chunkBudget, parallelCompSteps, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
 import type { ParallelCompOptions } from "./options.js";
 
 export const METHODS = ["parallelcomp", "full", "truncate", "pcw", "streaming", "ntk"] as const;
@@ -23,47 +23,61 @@ function wholePrompt(req: TokenRequest, context: number[] = req.context): number
 }
 
 /** A single-sequence run reported in ParallelComp's result shape (one "chunk": everything). */
-function single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): ParallelCompResult {
-  const g = generate(model, prompt, {
+function* single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): Generator<void, ParallelCompResult> {
+  hooks.onProgress?.({ chunksDone: 0, chunks: 1, tokensDone: 0, tokens: prompt.length });
+  const g = yield* generateSteps(model, prompt, {
     ...hooks.sampler, maxTokens: o.maxTokens, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
     forward: ropeBase ? { ropeBase } : undefined,
   });
   return {
-    tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [],
+    tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [], spans: [],
     prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
     peakCacheBytes: 0, evictedByCalibration: 0,
   };
 }
 
+/** A method run to the end at once. */
 export function runMethod(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+  return drain(runMethodSteps(method, model, req, o, hooks));
+}
+
+/**
+ * A method run that returns to the event loop after every batch of chunks and every answer
+ * token; `hooks.signal` aborts it there with the signal's reason.
+ */
+export function runMethodAsync(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Promise<ParallelCompResult> {
+  return drainAsync(runMethodSteps(method, model, req, o, hooks), hooks.signal);
+}
+
+export function* runMethodSteps(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
   if (req.context.length === 0) throw new Error("the context is empty");
   if (req.query.length === 0) throw new Error("the question is empty");
   const c = model.config;
   switch (method) {
     case "parallelcomp":
-      return parallelComp(model, req, o, hooks);
+      return yield* parallelCompSteps(model, req, o, hooks);
     case "full":
-      return single(model, wholePrompt(req), o, hooks);
+      return yield* single(model, wholePrompt(req), o, hooks);
     case "truncate": {
       const budget = chunkBudget(c.nCtxTrain, req, o.maxTokens);
-      if (req.context.length <= budget) return single(model, wholePrompt(req), o, hooks);
+      if (req.context.length <= budget) return yield* single(model, wholePrompt(req), o, hooks);
       const head = Math.floor(budget / 2);
-      return single(model, wholePrompt(req, [...req.context.slice(0, head), ...req.context.slice(req.context.length - (budget - head))]), o, hooks);
+      return yield* single(model, wholePrompt(req, [...req.context.slice(0, head), ...req.context.slice(req.context.length - (budget - head))]), o, hooks);
     }
     case "pcw": {
       const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
       const nChunks = Math.ceil(req.context.length / chunkTokens) + 1; // chunking may cut early
-      return parallelComp(model, req, { ...o, topK: nChunks, eviction: null, calibration: null }, hooks);
+      return yield* parallelCompSteps(model, req, { ...o, topK: nChunks, eviction: null, calibration: null }, hooks);
     }
     case "ntk": {
       // Dynamic NTK (as in Hugging Face transformers' "dynamic" rope scaling, factor 1):
       // base' = base * (L / L_train) ^ (d / (d - 2)) once the input L exceeds the trained length.
       const L = wholePrompt(req).length + o.maxTokens;
       const scale = Math.max(1, L / c.nCtxTrain);
-      return single(model, wholePrompt(req), o, hooks, c.ropeBase * Math.pow(scale, c.ropeDim / (c.ropeDim - 2)));
+      return yield* single(model, wholePrompt(req), o, hooks, c.ropeBase * Math.pow(scale, c.ropeDim / (c.ropeDim - 2)));
     }
     case "streaming":
-      return streaming(model, wholePrompt(req), o, hooks);
+      return yield* streaming(model, wholePrompt(req), o, hooks);
   }
 }
 
@@ -72,7 +86,7 @@ export function runMethod(method: Method, model: Model, req: TokenRequest, o: Pa
  * tokens; positions are those inside the cache, so when old rows leave, the rest shift down
  * (their keys are re-rotated). Prefill runs in steps so the cache never exceeds the window.
  */
-function streaming(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks): ParallelCompResult {
+function* streaming(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks): Generator<void, ParallelCompResult> {
   const c = model.config;
   const SINKS = 4;
   const STEP = 256;
@@ -92,19 +106,21 @@ function streaming(model: Model, prompt: number[], o: ParallelCompOptions, hooks
   // Everything but the query's last token; that one is the prefill of the answer.
   const body = prompt.slice(0, -1);
   for (let i = 0; i < body.length; i += STEP) {
-    if (hooks.signal?.aborted) throw new Error("aborted");
+    if (hooks.signal?.aborted) throw abortError(hooks.signal);
     const step = body.slice(i, i + STEP);
     makeRoom(step.length);
     model.forward(cache, sequenceBatch(step, { pos0: rows, logits: "none" }));
     rows += step.length;
+    hooks.onProgress?.({ chunksDone: Math.ceil((i + step.length) / STEP), chunks: Math.ceil(body.length / STEP), tokensDone: i + step.length, tokens: body.length });
+    yield;
   }
   makeRoom(1);
   const t1 = now();
-  const g = generate(model, prompt.slice(-1), {
+  const g = yield* generateSteps(model, prompt.slice(-1), {
     ...hooks.sampler, maxTokens: o.maxTokens, cache, pos0: rows, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
   });
   return {
-    tokens: g.tokens, nChunks: 1, chunkTokens: capacity, kept: [], scores: [],
+    tokens: g.tokens, nChunks: 1, chunkTokens: capacity, kept: [], scores: [], spans: [],
     prefillSeconds: t1 - t0 + g.prefillSeconds, decodeSeconds: g.decodeSeconds,
     peakCacheBytes: cache.bytes(), evictedByCalibration: 0,
   };

@@ -10,7 +10,7 @@ import type { KvCache } from "../engine/kv-cache.js";
 import { layerAttentionProbs } from "../engine/attention-probs.js";
 import type { Model } from "../model/model.js";
 import type { AttentionObserver } from "../model/forward.js";
-import { generate } from "../generate/generate.js";
+import { abortError, drain, generateSteps } from "../generate/generate.js";
 import type { SamplerOptions } from "../generate/sampler.js";
 import { chunkContext, type BoundaryOf, type ChunkSpan } from "./chunking.js";
 import { applyKeep, snapKvKeep } from "./eviction.js";
@@ -62,6 +62,7 @@ export interface ParallelCompResult {
   chunkTokens: number; // context tokens per chunk (the budget)
   kept: KeptChunk[]; // in document order
   scores: number[]; // every chunk's score, in document order
+  spans: ChunkSpan[]; // every chunk's context tokens, in document order
   prefillSeconds: number; // stage 0 + the query's prefill
   decodeSeconds: number;
   peakCacheBytes: number;
@@ -87,6 +88,11 @@ function slotPool(n: number) {
 const now = () => performance.now() / 1000;
 
 export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+  return drain(parallelCompSteps(model, req, o, hooks));
+}
+
+/** ParallelComp as steps: it yields after every batch of chunks and every answer token. */
+export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
   if (req.context.length === 0) throw new Error("the context is empty");
   if (req.query.length === 0) throw new Error("the question is empty");
   const c = model.config;
@@ -107,7 +113,7 @@ export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOpt
   const t0 = now();
 
   for (let g = 0; g < spans.length; g += o.maxParallelChunks) {
-    if (hooks.signal?.aborted) throw new Error("aborted");
+    if (hooks.signal?.aborted) throw abortError(hooks.signal);
     const group = spans.slice(g, g + o.maxParallelChunks).map((span, i) => ({ span, index: g + i, slot: slots.take(), len: prefix.length + span.end - span.start }));
     const batch = emptyBatch(group.reduce((a, x) => a + x.len + m, 0));
     for (const x of group) {
@@ -128,6 +134,7 @@ export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOpt
       });
     });
     hooks.onProgress?.({ chunksDone: Math.min(spans.length, g + group.length), chunks: spans.length, tokensDone: spans[Math.min(spans.length, g + group.length) - 1].end, tokens: req.context.length });
+    yield;
   }
 
   // Stage 1: kept chunks in document order; only the first keeps its BOS row.
@@ -152,7 +159,7 @@ export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOpt
       }
     : undefined;
   const stage0 = now() - t0;
-  const gen = generate(model, req.query, {
+  const gen = yield* generateSteps(model, req.query, {
     ...hooks.sampler, maxTokens: o.maxTokens, cache, seq: querySeq, pos0, prefill: { observer: calib, oneStep: true },
     stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
   });
@@ -163,6 +170,7 @@ export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOpt
     chunkTokens,
     kept: inOrder.map(({ slot: _slot, ...k }) => k),
     scores,
+    spans,
     prefillSeconds: stage0 + gen.prefillSeconds,
     decodeSeconds: gen.decodeSeconds,
     peakCacheBytes: peak,

@@ -56,14 +56,14 @@ export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest):
   };
 }
 
-/** Line and sentence ends, from each token's decoded text (cached per id). */
+/** Line, sentence, clause and word ends, from each token's decoded text (cached per id). */
 export function boundaryOf(tok: Tokenizer): BoundaryOf {
-  const cache = new Map<number, 0 | 1 | 2>();
+  const cache = new Map<number, 0 | 1 | 2 | 3 | 4>();
   return (id) => {
     let kind = cache.get(id);
     if (kind === undefined) {
       const text = tok.decode([id]);
-      kind = /\n\s*$/.test(text) ? 2 : /[.!?]["')\]]?\s*$/.test(text) ? 1 : 0;
+      kind = /\n\s*$/.test(text) ? 4 : /[.!?]["')\]]?\s*$/.test(text) ? 3 : /[,;]\s*$/.test(text) ? 2 : /\s$/.test(text) ? 1 : 0;
       cache.set(id, kind);
     }
     return kind;

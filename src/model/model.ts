@@ -7,6 +7,8 @@ import { selectKernels, type KernelChoice, type Kernels } from "../kernels/index
 import { readConfig, type ModelConfig } from "./config.js";
 import { forward, Workspace, type ForwardOptions } from "./forward.js";
 import { loadWeights, type ModelWeights } from "./weights.js";
+import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
+import { defaultModelPath } from "./bundled.js";
 
 export interface LoadOptions {
   threads?: number;
@@ -17,6 +19,7 @@ export interface LoadOptions {
 
 export class Model {
   private ws: Workspace; // grows (and stays grown) when a one-step batch needs more
+  private tok: Tokenizer | null = null;
 
   constructor(
     readonly file: string,
@@ -41,12 +44,20 @@ export class Model {
     return forward(this.config, this.weights, this.kernels, this.ws, cache, batch, opts);
   }
 
+  /** The tokenizer stored in the file (read on first use). */
+  get tokenizer(): Tokenizer {
+    this.tok ??= loadTokenizer(this.gguf);
+    return this.tok;
+  }
+
   close(): void {
     this.gguf.close();
   }
 }
 
-export function loadModel(file: string, opts: LoadOptions = {}): Model {
+/** Loads a GGUF model; without a file, the model bundled with the package. */
+export function loadModel(file?: string, opts: LoadOptions = {}): Model {
+  file ??= defaultModelPath();
   const gguf = GgufFile.open(file);
   try {
     const config = readConfig(gguf);

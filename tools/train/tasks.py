@@ -347,8 +347,13 @@ def tasks_for_length(length):
     return TASKS
 
 
-def random_task_sample(rng, length):
-    return task_sample(rng, rng.choice(tasks_for_length(length)), length)
+def random_task_sample(rng, length, weights=None):
+    """A sample of a task drawn for this length; `weights` maps task -> relative weight
+    (default: uniform)."""
+    tasks = tasks_for_length(length)
+    if not weights:
+        return task_sample(rng, rng.choice(tasks), length)
+    return task_sample(rng, rng.choices(tasks, [weights.get(t, 1.0) for t in tasks])[0], length)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import tasks as T  # noqa: E402
 CKPT_VERSION = 1
 # arguments that may change when resuming; all others come from the checkpoint
 RUNTIME_KEYS = ("threads", "max_minutes", "ckpt_minutes", "out_dir", "max_steps", "eval_steps",
-                "resume", "log_every")
+                "resume", "log_every", "task_weights")
 
 
 def parse_args(argv=None):
@@ -71,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--tokens-per-step", type=int, default=8192)
     p.add_argument("--current-share", type=float, default=0.65,
                    help="share of task tokens at the current length (rest: shorter lengths)")
+    p.add_argument("--task-weights", default="1,1,1",
+                   help="relative weights of passkey, number_string, kv_retrieval rows (may change on resume)")
     p.add_argument("--induction-frac", type=float, default=0.15, help="share of rows that are induction")
     # evaluation / checkpoints
     p.add_argument("--eval-steps", type=int, default=50)
@@ -130,7 +132,7 @@ def stage_plan(stage, lengths, args):
     return plan
 
 
-def make_batch(rng, plan):
+def make_batch(rng, plan, task_weights=None):
     """Groups by length: {length: [samples]}."""
     groups = {}
     for L, kind, rows in plan:
@@ -138,7 +140,7 @@ def make_batch(rng, plan):
             if kind == "induction":
                 s = T.induction_sample(rng, L + 1)
             else:
-                s = T.random_task_sample(rng, L + 1)
+                s = T.random_task_sample(rng, L + 1, task_weights)
             groups.setdefault(L, []).append(s)
     return groups
 
@@ -303,6 +305,13 @@ class Trainer:
             return res["induction"]["acc"]
         return min(v["em"] for k, v in res.items() if k != "induction")
 
+    def task_weights(self):
+        """{task: weight} from --task-weights, or None for the uniform draw (the original run)."""
+        w = [float(x) for x in getattr(self.args, "task_weights", "1,1,1").split(",")]
+        if len(w) != len(T.TASKS) or min(w) < 0:
+            raise SystemExit(f"--task-weights needs {len(T.TASKS)} non-negative numbers, got {self.args.task_weights!r}")
+        return None if len(set(w)) == 1 else dict(zip(T.TASKS, w))
+
     # ---- main loop
     def run(self):
         a = self.args
@@ -366,7 +375,7 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             plan = stage_plan(self.stage, self.lengths, a)
-            groups = make_batch(self.rng, plan)
+            groups = make_batch(self.rng, plan, self.task_weights())
             batches = [(L,) + collate(ss, L) for L, ss in sorted(groups.items())]
             wsum = sum(float(b[3].sum()) for b in batches)
             self.opt.zero_grad(set_to_none=True)

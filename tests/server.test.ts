@@ -1,0 +1,188 @@
+// The OpenAI-compatible server, driven by the official `openai` client and by raw HTTP: answers
+// over a document longer than the window, streaming equal to the whole answer, one 4xx error
+// object per kind of bad request (and the server still up), a load test where every request is
+// answered or refused with 429 and none is lost or mixed up, and a client that leaves frees
+// its place.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { loadModel } from "../src/model/model.js";
+import { generate } from "../src/generate/generate.js";
+import { startServer, StopScanner } from "../src/server/server.js";
+import { splitConversation } from "../src/server/requests.js";
+import { makeSample } from "../src/eval/tasks.js";
+import { ask } from "../src/api.js";
+
+const model = loadModel(); // the bundled model: a 512-token window
+const tok = model.tokenizer;
+const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+const srv = await startServer({ model, port: 0, maxQueue: 4 });
+const client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "unused", maxRetries: 0 });
+after(async () => { await srv.close(); model.close(); });
+
+async function post(path: string, body: string, headers: Record<string, string> = { "content-type": "application/json" }) {
+  const r = await fetch(srv.url + path, { method: "POST", body, headers });
+  return { status: r.status, json: await r.json() as any };
+}
+
+test("GET /v1/models lists the model with its window", async () => {
+  const list = await client.models.list();
+  assert.equal(list.data.length, 1);
+  assert.equal(list.data[0].id, "parallelcomp-retrieval");
+  assert.equal((list.data[0] as any).context_length, 512);
+});
+
+test("a chat completion over a document 8x the window finds the pass key, with usage counts", async () => {
+  const s = makeSample("passkey", 4096, 0.4, 11, count);
+  const r = await client.chat.completions.create({
+    model: "parallelcomp-retrieval",
+    messages: [{ role: "system", content: s.request.instruction! }, { role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
+    max_tokens: 8,
+    // our model answers after the InfiniteBench answer prefix; the override field gives it
+    parallelcomp: { answer_prefix: s.request.answerPrefix, preset: "retrieval" },
+  } as any);
+  assert.match(r.choices[0].message.content!, new RegExp(s.answer));
+  assert.ok(r.usage!.prompt_tokens > 4000 && r.usage!.prompt_tokens <= 4096 + 8, `prompt_tokens ${r.usage!.prompt_tokens}`);
+  assert.equal(r.usage!.completion_tokens, tok.encode(r.choices[0].message.content!, { addBos: false }).length);
+  assert.equal(r.usage!.total_tokens, r.usage!.prompt_tokens + r.usage!.completion_tokens);
+  const pc = (r as any).parallelcomp;
+  assert.ok(pc.nChunks >= 8, `nChunks ${pc.nChunks}`);
+  assert.equal(pc.keptChunks.length, 1);
+});
+
+test("a streamed completion sends the same text as the whole one, then [DONE] and usage", async () => {
+  const prompt = "The grass is green. The sky is blue. The sun is";
+  const whole = await client.completions.create({ model: "m", prompt, max_tokens: 12 });
+  const expected = tok.decode(generate(model, tok.encode(prompt, { addBos: true }), { maxTokens: 12, stopTokens: tok.eogTokens }).tokens, { skipSpecial: true });
+  assert.equal(whole.choices[0].text, expected);
+  const stream = await client.completions.create({ model: "m", prompt, max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+  const pieces: string[] = [];
+  let usage: any = null;
+  let finish: string | null = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) { pieces.push(ch.text); finish = ch.finish_reason ?? finish; }
+  }
+  assert.ok(pieces.filter(Boolean).length > 1, "streamed in more than one piece");
+  assert.equal(pieces.join(""), expected);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.deepEqual(usage, whole.usage);
+});
+
+test("a streamed chat completion over a long document equals the library's answer", async () => {
+  const s = makeSample("number_string", 2048, 0.8, 5, count);
+  const stream = await client.chat.completions.create({
+    model: "m", stream: true, max_tokens: 16,
+    messages: [{ role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
+    parallelcomp: { answer_prefix: s.request.answerPrefix, instruction: s.request.instruction, top_k: 1 },
+  } as any) as unknown as AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
+  let text = "";
+  let pieces = 0;
+  for await (const c of stream) { text += c.choices[0]?.delta?.content ?? ""; pieces++; }
+  const direct = await ask(model, s.request, { topK: 1, maxTokens: 16 });
+  assert.ok(pieces > 3);
+  assert.equal(text, direct.answer);
+});
+
+test("bad requests get one OpenAI-style 4xx error each, and the server stays up", async () => {
+  const cases: Array<[string, string, number, RegExp]> = [
+    ["/v1/chat/completions", "{not json", 400, /not valid JSON/],
+    ["/v1/chat/completions", "[]", 400, /JSON object/],
+    ["/v1/chat/completions", JSON.stringify({ model: "m" }), 400, /'messages' is required/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "robot", content: "hi" }] }), 400, /messages\[0\]\.role/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: -1 }), 400, /'max_tokens' must be an integer from 1 to 4096/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 1e9 }), 400, /'max_tokens'/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], temperature: 7 }), 400, /'temperature' must be a number from 0 to 2/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], n: 3 }), 400, /'n'/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { method: "magic" } }), 400, /parallelcomp\.method/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /parallelcomp\.top_k|'top_k'/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(100) + "\n\n" + "why? ".repeat(200) }] }), 400, /window/],
+    ["/v1/completions", JSON.stringify({ prompt: 42 }), 400, /'prompt' is required/],
+    ["/v1/nothing", "{}", 404, /no route/],
+  ];
+  for (const [path, body, status, pattern] of cases) {
+    const r = await post(path, body);
+    assert.equal(r.status, status, `${path} ${body.slice(0, 60)}: ${JSON.stringify(r.json)}`);
+    assert.equal(typeof r.json.error.message, "string");
+    assert.equal(typeof r.json.error.type, "string");
+    assert.match(r.json.error.message, pattern);
+  }
+  const big = await fetch(srv.url + "/v1/completions", { method: "POST", body: "x".repeat(1000), headers: { "content-length": String(65 * 1024 * 1024) } }).catch((e) => e);
+  assert.ok(big instanceof Error || big.status === 413, "an oversized declared body is refused");
+  const get = await fetch(srv.url + "/v1/chat/completions");
+  assert.equal(get.status, 405);
+  // The official client turns them into its own error classes.
+  await assert.rejects(client.chat.completions.create({ model: "m", messages: [] }), (e: any) => e.status === 400 && /messages/.test(e.message));
+  assert.equal((await client.models.list()).data.length, 1, "still up");
+});
+
+test("stop strings end the answer before them, also across token boundaries", () => {
+  const s = new StopScanner(["END"]);
+  const out = ["ab", "cE", "N", "Dxyz"].map((p) => s.push(p));
+  assert.deepEqual(out.map((o) => o.out).join(""), "abc");
+  assert.equal(out[3].stopped, true);
+  const none = new StopScanner([]);
+  assert.deepEqual(none.push("abc"), { out: "abc", stopped: false });
+});
+
+test("the long-prompt split: the last paragraph of the last user message is the question", () => {
+  const r = splitConversation([
+    { role: "system", content: "Be brief." },
+    { role: "user", content: "first doc" },
+    { role: "assistant", content: "ok" },
+    { role: "user", content: "para 1\n\npara 2\n \nWhat is X?\n" },
+  ]);
+  assert.deepEqual(r, { instruction: "Be brief.", context: "first doc\n\nok\n\npara 1\n\npara 2", question: "What is X?" });
+  assert.deepEqual(splitConversation([{ role: "user", content: "just a question" }]), { instruction: "", context: "", question: "just a question" });
+});
+
+test("load: 16 clients x 4 requests, each answered with its own text or refused with 429; memory bounded", async () => {
+  const prompts = Array.from({ length: 16 }, (_, c) => Array.from({ length: 4 }, (_, j) => `Client ${c} asks ${j}: The sky is ${["blue", "green", "red", "grey"][(c + j) % 4]}. The pass key is ${10000 + 97 * c + j}. The pass key is`));
+  const expected = new Map(prompts.flat().map((p) => [p, tok.decode(generate(model, tok.encode(p, { addBos: true }), { maxTokens: 6, stopTokens: tok.eogTokens }).tokens, { skipSpecial: true })]));
+  const rss0 = process.memoryUsage().rss;
+  let ok = 0;
+  let refused = 0;
+  await Promise.all(prompts.map(async (mine) => {
+    for (const prompt of mine) {
+      const r = await post("/v1/completions", JSON.stringify({ prompt, max_tokens: 6 }));
+      if (r.status === 429) { refused++; assert.equal(r.json.error.type, "rate_limit_error"); continue; }
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.choices[0].text, expected.get(prompt), "the answer to this client's own prompt");
+      ok++;
+    }
+  }));
+  assert.equal(ok + refused, 64, "none lost");
+  assert.ok(ok >= 5, `at least the running one and the queue were served (ok ${ok}, refused ${refused})`);
+  assert.deepEqual(srv.load(), { running: 0, waiting: 0 });
+  const grown = (process.memoryUsage().rss - rss0) / 2 ** 20;
+  assert.ok(grown < 200, `RSS grew ${grown.toFixed(0)} MiB`);
+});
+
+test("a client that disconnects cancels its run and frees its place in the queue", async () => {
+  const s = makeSample("passkey", 65536, 0.5, 3, count); // about 20 s of work if it ran to the end
+  const body = JSON.stringify({ messages: [{ role: "user", content: `${s.request.context}\n\n${s.request.question}` }], max_tokens: 8, parallelcomp: { answer_prefix: "The pass key is" } });
+  const first = new AbortController();
+  const second = new AbortController();
+  const p1 = fetch(srv.url + "/v1/chat/completions", { method: "POST", body, headers: { "content-type": "application/json" }, signal: first.signal }).catch((e) => e);
+  await waitFor(() => srv.load().running === 1);
+  const p2 = fetch(srv.url + "/v1/chat/completions", { method: "POST", body, headers: { "content-type": "application/json" }, signal: second.signal }).catch((e) => e);
+  await waitFor(() => srv.load().waiting === 1);
+  second.abort(); // a waiting client leaves: its place is freed at once
+  await waitFor(() => srv.load().waiting === 0);
+  const t0 = performance.now();
+  first.abort(); // the running one leaves: its run stops at the next batch of chunks
+  await waitFor(() => srv.load().running === 0);
+  assert.ok(performance.now() - t0 < 5000, "cancelled within a batch, not after the whole document");
+  assert.ok((await p1) instanceof Error && (await p2) instanceof Error);
+  const r = await client.completions.create({ model: "m", prompt: "The sky is", max_tokens: 3 });
+  assert.equal(typeof r.choices[0].text, "string", "the next request is served");
+});
+
+async function waitFor(cond: () => boolean, ms = 10000) {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
