@@ -18,3 +18,4 @@ export { GgufFile, GgufError } from "./gguf/reader.js";
 export { writeGguf, kv } from "./gguf/writer.js";
 export { GgmlType } from "./gguf/types.js";
 export { writeRandomModel, SHAPES } from "./model/random-model.js";
+export { startServer, type ServerOptions, type RunningServer } from "./server/server.js";

@@ -132,6 +132,10 @@ export function addInspect(program: Command) {
     .description("describe a GGUF model: architecture, context length, layers, heads, tensor types")
     .argument("[model]", "GGUF model file (default: the bundled model)")
     .option("--json", "print JSON")
+    .addHelpText("after", `
+Examples:
+  parallelcomp inspect --json
+  parallelcomp inspect ./SmolLM2-135M-Instruct-Q8_0.gguf`)
     .action((file: string | undefined, o) => {
       const info = inspectModel(file ?? defaultModelPath());
       if (o.json) return console.log(JSON.stringify(info, null, 2));
@@ -153,6 +157,10 @@ export function addBench(program: Command) {
     .option("--repeats <n>", "runs per measurement (the best is kept)", int(1), 2)
     .option("--no-llama-cpp", "measure ours only")
     .option("--json", "print JSON rows")
+    .addHelpText("after", `
+Examples:
+  npm run bench
+  parallelcomp bench --shape qwen2.5-0.5b --type F16 --prompts 512 --threads 2`)
     .action(async (o) => {
       if (!o.json) console.log(`bench: ${o.shape}-shaped ${o.type}, random weights\n${BENCH_HEADER}`);
       const rows = await runBench(

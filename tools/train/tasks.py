@@ -132,8 +132,19 @@ def digits(rng, n):
     return str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(n - 1))
 
 
-def needle_text(needle_name, value):
-    return f"The {needle_name} is {value}. Remember it. {value} is the {needle_name}."
+def needle_text(needle_name, value, part=3):
+    """The needle's three sentences; `part` keeps a piece of it, as a chunk boundary that falls
+    between its sentences does: 0 the first sentence, 1 the first two, 2 the last two, 3 all,
+    4 the last one."""
+    s = [f"The {needle_name} is {value}.", "Remember it.", f"{value} is the {needle_name}."]
+    return " ".join([s[:1], s[:2], s[1:], s, s[2:]][part])
+
+
+P_PARTIAL_NEEDLE = 0.2  # share of needles cut at one of their sentence boundaries
+
+
+def needle_part(rng):
+    return rng.choice((0, 1, 2, 4)) if rng.random() < P_PARTIAL_NEEDLE else 3
 
 
 def filler_context(rng, budget, needles, ragged):
@@ -212,12 +223,12 @@ def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_di
         prefix = f"The {qname} is"
         answer = " " + value
         budget = length - fixed_len(instruction, question, prefix, answer)
-        needles = [needle_text(nname, value)]
+        needles = [needle_text(nname, value, needle_part(rng))]
         for dn in dnames:
             dv = digits(rng, nd if rng.random() < 0.8 else (15 - nd))
             while dv == value:
                 dv = digits(rng, nd)
-            needles.append(needle_text(dn, dv))
+            needles.append(needle_text(dn, dv, needle_part(rng)))
         tgt = needles[0]
         rng.shuffle(needles)
         ctx = filler_context(rng, budget, needles, ragged)
