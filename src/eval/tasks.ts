@@ -1,11 +1,19 @@
-// InfiniteBench-style retrieval tasks, generated with a seed, lengths counted in the model's tokens.
-// Formats follow InfiniteBench (R.PK passkey, R.Num number_string, R.KV kv_retrieval); scoring
-// as InfiniteBench does: the expected value appears in the answer.
+// Retrieval tasks, generated with a seed, lengths counted in the model's tokens. Scoring as
+// InfiniteBench does: the expected value appears in the answer.
+//   passkey, number_string, kv_retrieval  InfiniteBench's R.PK, R.Num and R.KV formats, with
+//       its repeated five-sentence filler.
+//   needle            RULER-style needle in a haystack: "The NAME is V. Remember it. V is the NAME."
+//       (the template family our model is trained on, NAME from NEEDLE_NAMES, V of 5 or 10 digits)
+//       in real prose: the licence texts of /usr/share/common-licenses, cut at sentence ends.
+//   needle_multikey   the same plus 3 distractor needles (other names, other values) at other
+//       depths: RULER's multi-key NIAH.
 
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { rng } from "../generate/sampler.js";
 import type { TextRequest } from "../method/request.js";
 
-export const TASKS = ["passkey", "number_string", "kv_retrieval"] as const;
+export const TASKS = ["passkey", "number_string", "kv_retrieval", "needle", "needle_multikey"] as const;
 export type TaskName = (typeof TASKS)[number];
 
 export const RETRIEVAL_INSTRUCTION = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there.";
@@ -47,6 +55,7 @@ export function makeSample(task: TaskName, length: number, depth: number, seed: 
   if (!(depth >= 0 && depth <= 1)) throw new Error(`depth must be in [0, 1], got ${depth}`);
   const random = rng(seed);
   if (task === "kv_retrieval") return kvSample(length, depth, random, countTokens);
+  if (task === "needle" || task === "needle_multikey") return needleSample(task, length, depth, random, countTokens);
   const value = task === "passkey" ? digits(random, 5) : digits(random, 10);
   const needle = task === "passkey"
     ? `The pass key is ${value}. Remember it. ${value} is the pass key.`
@@ -91,5 +100,184 @@ function kvSample(length: number, depth: number, random: () => number, countToke
     task: "kv_retrieval", answer: value, depth,
     needleOffset: context.indexOf(pairs[target]),
     request: { instruction: KV_INSTRUCTION, context, question: `Key: "${key}"`, answerPrefix },
+  };
+}
+
+// ---------------------------------------------------------------- needle in licence prose
+
+// Mirrors NEEDLE_NAMES in tools/train/tasks.py (the names the bundled model was trained on);
+// keep the two lists equal.
+export const NEEDLE_NAMES = [
+  "pass key", "secret code", "magic number", "access number", "special code",
+  "security code", "hidden number", "lucky number", "door code", "pin code",
+  "safe combination", "vault code", "entry code", "unlock code", "account number",
+  "serial number", "ticket number", "order number", "room number", "locker number",
+  "login code", "verification code", "confirmation code", "reference number",
+  "tracking number", "member id", "badge number", "launch code", "bonus number",
+  "winning number", "key number", "master code", "signal code", "radio code",
+  "cipher number", "token number", "gate code", "alarm code", "bank code",
+  "card number", "voucher code", "promo code", "coupon code", "lottery number",
+  "mystery number", "target number", "control number", "station code", "access key",
+  "password", "secret number", "private code", "phone extension", "invoice number",
+  "batch number", "flight number", "train number", "parcel number", "case number",
+  "license number", "project code", "recovery code", "shipping code", "house number",
+];
+
+/** Debian's base-files package installs it everywhere; the texts allow verbatim copies. */
+export const LICENSE_DIR = "/usr/share/common-licenses";
+const MULTIKEY_DISTRACTORS = 3;
+
+/**
+ * The licence texts of `dir` as sentences, files in sorted name order, symlinks (GPL -> GPL-3)
+ * and files with the same text skipped, whitespace runs made single spaces. A sentence ends at
+ * . ! or ? (maybe closed by a quote or bracket) followed by a capital, digit or opening quote;
+ * pieces without a word ("2.", "B.") join the sentence they number (at a file's end, the one before). (Intl.Segmenter cuts the
+ * same places but takes seconds on these 230 KB, this takes milliseconds.)
+ */
+export function licenceSentences(dir: string = LICENSE_DIR): string[] {
+  if (dir === LICENSE_DIR && defaultSentences) return defaultSentences;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    throw new Error(`the needle tasks take their filler from the licence texts in ${dir}, which does not exist (Debian's base-files package installs it)`);
+  }
+  const seen = new Set<string>();
+  const sentences: string[] = [];
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (!fs.lstatSync(file).isFile()) continue;
+    const text = fs.readFileSync(file, "utf8").replace(/\s+/g, " ").trim();
+    if (text.length === 0 || seen.has(text)) continue;
+    seen.add(text);
+    const first = sentences.length;
+    let pending = "";
+    for (const piece of text.split(/(?<=[.!?]["')\]]?) (?=["'(\[]?[A-Z0-9])/)) {
+      if (/[A-Za-z]{2}/.test(piece)) {
+        sentences.push(pending + piece);
+        pending = "";
+      } else pending += piece + " ";
+    }
+    if (pending && sentences.length > first) sentences[sentences.length - 1] += " " + pending.trimEnd(); // "v." "2.0."
+    else if (pending) sentences.push(pending.trimEnd());
+  }
+  if (sentences.length === 0) throw new Error(`the needle tasks take their filler from the licence texts in ${dir}, which holds none`);
+  if (dir === LICENSE_DIR) defaultSentences = sentences;
+  return sentences;
+}
+let defaultSentences: string[] | null = null;
+
+// Tokens of each licence sentence (with its following space), measured once per counter: run.ts
+// keeps one counter for all samples, so a 128K-token sample tokenizes each sentence at most once.
+const sentenceTokens = new WeakMap<(s: string) => number, number[]>();
+
+function tokensOf(countTokens: (s: string) => number, sentences: string[], i: number): number {
+  let t = sentenceTokens.get(countTokens);
+  if (!t) sentenceTokens.set(countTokens, (t = []));
+  return (t[i] ??= countTokens(sentences[i] + " "));
+}
+
+function needleText(name: string, value: string): string {
+  return `The ${name} is ${value}. Remember it. ${value} is the ${name}.`;
+}
+
+/**
+ * Filler sentences in corpus order from `start`, cycling, of at most `budget` tokens in all,
+ * none over `most` tokens. Where the next sentence no longer fits, later ones that do fit close
+ * the gap (at most one more cycle), so the sample ends within a short sentence of its length and
+ * never mid-sentence.
+ */
+function fillSentences(sentences: string[], start: number, budget: number, most: number, countTokens: (s: string) => number): { units: string[]; tokens: number[] } {
+  const n = sentences.length;
+  const units: string[] = [];
+  const tokens: number[] = [];
+  let left = budget;
+  let firstMiss = -1;
+  for (let k = 0; left > 0 && (firstMiss < 0 || k < firstMiss + n); k++) {
+    const i = (start + k) % n;
+    const t = tokensOf(countTokens, sentences, i);
+    if (t <= left && t <= most) {
+      units.push(sentences[i]);
+      tokens.push(t);
+      left -= t;
+    } else if (firstMiss < 0) firstMiss = k;
+  }
+  return { units, tokens };
+}
+
+function needleSample(task: "needle" | "needle_multikey", length: number, depth: number, random: () => number, countTokens: (s: string) => number): Sample {
+  const sentences = licenceSentences();
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
+  // As in training's needle variants: the value has the passkey's 5 or number_string's 10 digits.
+  const name = pick(NEEDLE_NAMES);
+  const nd = random() < 0.5 ? 5 : 10;
+  const value = digits(random, nd);
+  const start = Math.floor(random() * sentences.length);
+  const question = `What is the ${name}?`;
+  const answerPrefix = `The ${name} is`;
+  const needle = needleText(name, value);
+
+  // Distractors (multi-key): other names, values with training's digit counts (mostly the same
+  // as the value's) that neither contain the value nor are contained in it, so that answering
+  // a distractor never scores.
+  const distractors: string[] = [];
+  if (task === "needle_multikey") {
+    const pool = NEEDLE_NAMES.filter((n) => n !== name);
+    const values = [value];
+    for (let j = 0; j < MULTIKEY_DISTRACTORS; j++) {
+      const dn = pool.splice(Math.floor(random() * pool.length), 1)[0];
+      const dd = random() < 0.8 ? nd : 15 - nd;
+      let dv: string;
+      do dv = digits(random, dd); while (values.some((v) => v.includes(dv) || dv.includes(v)));
+      values.push(dv);
+      distractors.push(needleText(dn, dv));
+    }
+  }
+
+  const fixed = countTokens(RETRIEVAL_INSTRUCTION + "\n\n" + "\n\n" + question + "\n" + answerPrefix)
+    + [needle, ...distractors].reduce((a, s) => a + countTokens(s + " "), 0);
+  // n sentences leave n + 1 places, one for each needle; in a short sample, sentences of at most
+  // 1/n of the room make n of them fit.
+  const minUnits = Math.max(1, distractors.length);
+  const budget = length - fixed;
+  const { units, tokens } = fillSentences(sentences, start, budget, budget / minUnits, countTokens);
+  if (units.length < minUnits) {
+    throw new Error(`length ${length} is too short for ${task}: instruction, question and needles take ${fixed} tokens, leaving room for ${units.length} filler sentences (at least ${minUnits} needed)`);
+  }
+
+  // The needle goes at the sentence boundary nearest to `depth` of the filler's tokens.
+  const cum = [0];
+  for (const t of tokens) cum.push(cum[cum.length - 1] + t);
+  const want = depth * cum[units.length];
+  let at = 0;
+  for (let b = 1; b <= units.length; b++) if (Math.abs(cum[b] - want) < Math.abs(cum[at] - want)) at = b;
+  // Distractor boundaries: distinct indices among the units.length boundaries other than `at`,
+  // drawn without looking at `at`, so the needle's offset grows with depth for a given seed.
+  const free = Array.from({ length: units.length }, (_, i) => i);
+  const placed = new Map<number, string>();
+  for (const d of distractors) {
+    const i = free.splice(Math.floor(random() * free.length), 1)[0];
+    placed.set(i < at ? i : i + 1, d);
+  }
+
+  const pieces: string[] = [];
+  let needleOffset = 0;
+  let chars = 0;
+  const put = (s: string) => {
+    chars += (pieces.length > 0 ? 1 : 0) + s.length;
+    pieces.push(s);
+  };
+  for (let b = 0; b <= units.length; b++) {
+    if (b === at) {
+      needleOffset = pieces.length > 0 ? chars + 1 : 0;
+      put(needle);
+    }
+    const d = placed.get(b);
+    if (d !== undefined) put(d);
+    if (b < units.length) put(units[b]);
+  }
+  return {
+    task, answer: value, depth, needleOffset,
+    request: { instruction: RETRIEVAL_INSTRUCTION, context: pieces.join(" "), question, answerPrefix },
   };
 }

@@ -1,0 +1,168 @@
+// The RULER-style needle tasks: the needle sits once, at needleOffset, deeper with depth; the
+// multi-key distractors carry other names and values at other places; samples are as long as
+// asked in the bundled model's tokens; the filler is the licence prose of
+// /usr/share/common-licenses (read here independently of the generator); NEEDLE_NAMES equals
+// the training list in tools/train/tasks.py.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadModel } from "../src/model/model.js";
+import { tokenizeRequest } from "../src/method/request.js";
+import { makeSample, licenceSentences, NEEDLE_NAMES, LICENSE_DIR, type Sample } from "../src/eval/tasks.js";
+
+const model = loadModel(undefined, { threads: 1 });
+after(() => model.close());
+const tok = model.tokenizer;
+const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+
+// "The NAME is V. Remember it. V is the NAME." with the name and the value repeated exactly.
+const NEEDLE = /The ([a-z ]+?) is (\d+)\. Remember it\. \2 is the \1\./g;
+
+function needles(s: Sample) {
+  return [...s.request.context.matchAll(NEEDLE)].map((m) => ({ name: m[1], value: m[2], offset: m.index!, text: m[0] }));
+}
+
+function queried(s: Sample): string {
+  const m = /^What is the (.+)\?$/.exec(s.request.question);
+  assert.ok(m, `question ${JSON.stringify(s.request.question)}`);
+  assert.equal(s.request.answerPrefix, `The ${m[1]} is`);
+  return m[1];
+}
+
+function promptTokens(s: Sample): number {
+  const r = tokenizeRequest(tok, model.gguf, s.request);
+  return (r.bos === null ? 0 : 1) + r.header.length + r.context.length + r.query.length;
+}
+
+test("needle: the queried needle is in the context exactly once, at needleOffset, with the expected value", () => {
+  for (const task of ["needle", "needle_multikey"] as const) {
+    for (let seed = 0; seed < 20; seed++) {
+      const s = makeSample(task, 2048, seed / 19, seed, count);
+      const name = queried(s);
+      const text = `The ${name} is ${s.answer}. Remember it. ${s.answer} is the ${name}.`;
+      const ctx = s.request.context;
+      assert.equal(ctx.indexOf(text), s.needleOffset, `${task} seed ${seed}`);
+      assert.equal(ctx.indexOf(text, s.needleOffset + 1), -1);
+      assert.equal(ctx.split(`The ${name} is`).length, 2, "the queried name occurs in one needle only");
+      assert.match(s.answer, /^[1-9](\d{4}|\d{9})$/);
+      assert.equal(needles(s).length, task === "needle" ? 1 : 4);
+      assert.ok(NEEDLE_NAMES.includes(name));
+    }
+  }
+});
+
+test("needle: the needle's offset grows with depth, from the start at 0 to the end at 1", () => {
+  for (const task of ["needle", "needle_multikey"] as const) {
+    let last = -1;
+    for (let i = 0; i <= 20; i++) {
+      const s = makeSample(task, 4096, i / 20, 7, count);
+      assert.ok(s.needleOffset >= last, `${task} depth ${i / 20}: offset ${s.needleOffset} after ${last}`);
+      last = s.needleOffset;
+      if (i === 0) assert.equal(s.needleOffset, 0);
+      if (i === 20) assert.ok(s.request.context.endsWith(` ${s.answer} is the ${queried(s)}.`));
+    }
+    assert.ok(last > 3000, `${task}: the needle at depth 1 sits at character ${last}`);
+  }
+  // Between the ends, the needle is at the sentence boundary nearest to depth (in tokens), so it
+  // is off by at most half the longest licence sentence.
+  const longest = Math.max(...licenceSentences().map((x) => count(x + " ")));
+  for (const depth of [0.1, 0.37, 0.5, 0.81]) {
+    const s = makeSample("needle", 16384, depth, 3, count);
+    const ctx = s.request.context;
+    const filler = count(ctx) - count(needles(s)[0].text + " ");
+    const before = count(ctx.slice(0, s.needleOffset));
+    assert.ok(Math.abs(before - depth * filler) <= longest / 2 + 1, `depth ${depth}: ${before} tokens before the needle of ${filler}`);
+  }
+});
+
+test("needle_multikey: three distractors with other names and values, at other places, separated by filler", () => {
+  for (let seed = 0; seed < 30; seed++) {
+    const s = makeSample("needle_multikey", 1024 + 97 * seed, (seed % 7) / 6, seed, count);
+    const name = queried(s);
+    const all = needles(s);
+    assert.equal(all.length, 4);
+    assert.equal(new Set(all.map((n) => n.name)).size, 4, "distinct names");
+    assert.equal(new Set(all.map((n) => n.value)).size, 4, "distinct values");
+    const distractors = all.filter((n) => n.offset !== s.needleOffset);
+    assert.equal(distractors.length, 3);
+    for (const d of distractors) {
+      assert.notEqual(d.name, name);
+      assert.ok(NEEDLE_NAMES.includes(d.name));
+      // answering with a distractor's value never scores as right
+      assert.ok(!d.value.includes(s.answer) && !s.answer.includes(d.value), `${d.value} vs ${s.answer}`);
+    }
+    for (let i = 1; i < all.length; i++) {
+      const between = s.request.context.slice(all[i - 1].offset + all[i - 1].text.length, all[i].offset).trim();
+      assert.ok(/[A-Za-z]{2}/.test(between), `seed ${seed}: needles ${i - 1} and ${i} are adjacent`);
+    }
+  }
+});
+
+test("needle: a sample is within a few tokens of its length in the bundled model's tokenizer, never over", () => {
+  for (const task of ["needle", "needle_multikey"] as const) {
+    for (const length of [700, 1000, 4096, 32768]) {
+      for (let seed = 0; seed < 5; seed++) {
+        const n = promptTokens(makeSample(task, length, seed / 4, seed, count));
+        assert.ok(n <= length && n >= length - 16, `${task} ${length} seed ${seed}: ${n} tokens`);
+      }
+    }
+  }
+});
+
+test("needle: the filler is licence prose from /usr/share/common-licenses, not one repeated sentence", () => {
+  // The corpus as the files read: regular files only, whitespace runs as single spaces; twice,
+  // since the filler cycles through it.
+  const files = fs.readdirSync(LICENSE_DIR).sort().filter((f) => fs.lstatSync(path.join(LICENSE_DIR, f)).isFile());
+  const once = files.map((f) => fs.readFileSync(path.join(LICENSE_DIR, f), "utf8").replace(/\s+/g, " ").trim()).join(" ");
+  const corpus = once + " " + once;
+  for (const task of ["needle", "needle_multikey"] as const) {
+    const s = makeSample(task, 8192, 0.4, 12, count);
+    const fragments = s.request.context.replace(NEEDLE, "\n").split("\n")
+      .flatMap((part) => part.trim().split(/(?<=[.!?]["')\]]?) /)).filter((f) => f.length > 0);
+    assert.ok(fragments.length >= 30, `${fragments.length} fragments`);
+    for (const f of fragments) assert.ok(corpus.includes(f), `not from the licences: ${JSON.stringify(f)}`);
+    const tally = new Map<string, number>();
+    for (const f of fragments) tally.set(f, (tally.get(f) ?? 0) + 1);
+    assert.ok(tally.size >= 0.8 * fragments.length, `${tally.size} distinct of ${fragments.length}`);
+    assert.ok(!s.request.context.includes("The grass is green."));
+  }
+  // Samples of different seeds start at different places of the corpus.
+  const starts = new Set(Array.from({ length: 10 }, (_, seed) => makeSample("needle", 1024, 1, seed, count).request.context.slice(0, 60)));
+  assert.ok(starts.size >= 8);
+});
+
+test("needle: 128K-token samples tokenize each licence sentence once, not the whole text per sample", () => {
+  let chars = 0;
+  const counting = (s: string) => { chars += s.length; return count(s); };
+  const corpus = licenceSentences().reduce((a, x) => a + x.length + 1, 0);
+  makeSample("needle", 131072, 0.5, 1, counting);
+  makeSample("needle_multikey", 131072, 0.2, 2, counting);
+  assert.ok(chars < 1.05 * corpus, `${chars} characters tokenized for a corpus of ${corpus}`);
+});
+
+test("needle: the same seed gives the same sample; names and value lengths vary with the seed", () => {
+  for (const task of ["needle", "needle_multikey"] as const) {
+    assert.deepEqual(makeSample(task, 3000, 0.3, 42, count), makeSample(task, 3000, 0.3, 42, count));
+    assert.notEqual(makeSample(task, 3000, 0.3, 42, count).request.context, makeSample(task, 3000, 0.3, 43, count).request.context);
+  }
+  const samples = Array.from({ length: 60 }, (_, seed) => makeSample("needle", 800, 0.5, seed, count));
+  assert.ok(new Set(samples.map(queried)).size >= 25);
+  assert.deepEqual(new Set(samples.map((s) => s.answer.length)), new Set([5, 10]));
+});
+
+test("needle: NEEDLE_NAMES is the training list of tools/train/tasks.py", () => {
+  const py = fs.readFileSync(fileURLToPath(new URL("../../tools/train/tasks.py", import.meta.url)), "utf8");
+  const list = /^NEEDLE_NAMES = \[([^\]]*)\]/m.exec(py);
+  assert.ok(list, "NEEDLE_NAMES in tasks.py");
+  assert.deepEqual([...list[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]), NEEDLE_NAMES);
+});
+
+test("needle: a too short length, a depth outside [0, 1] and a missing licence folder are errors", () => {
+  assert.throws(() => makeSample("needle", 150, 0.5, 1, count), /length 150 is too short for needle/);
+  assert.throws(() => makeSample("needle_multikey", 300, 0.5, 1, count), /length 300 is too short for needle_multikey: .*\(at least 3 needed\)/);
+  for (const depth of [-0.1, 1.5, NaN]) assert.throws(() => makeSample("needle", 4096, depth, 1, count), /depth must be in \[0, 1\]/);
+  assert.throws(() => licenceSentences("/nonexistent/licences"), /\/nonexistent\/licences, which does not exist/);
+});
