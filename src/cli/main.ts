@@ -6,6 +6,7 @@ import { addAsk } from "./ask.js";
 import { addEval } from "./eval.js";
 import { addDemo } from "./demo.js";
 import { addServe } from "./serve.js";
+import { addAttentionBias } from "./attention-bias.js";
 
 const program = new Command();
 program
@@ -23,6 +24,7 @@ addTokenize(program);
 addBench(program);
 addServe(program);
 addDemo(program);
+addAttentionBias(program);
 
 try {
   await program.parseAsync(process.argv);

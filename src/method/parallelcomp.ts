@@ -5,7 +5,7 @@
 // positions starting at the longest kept chunk's length, then the answer is decoded.
 // Everything goes through the engine's batch (positions, sequence ids) and cache (rows, visibility).
 
-import { batchAdd, emptyBatch } from "../engine/batch.js";
+import { batchAdd, emptyBatch, type Batch } from "../engine/batch.js";
 import type { KvCache } from "../engine/kv-cache.js";
 import { layerAttentionProbs } from "../engine/attention-probs.js";
 import type { Model } from "../model/model.js";
@@ -47,8 +47,28 @@ export interface Progress {
   tokens: number;
 }
 
+/**
+ * One layer's attention step as an analysis sees it (eval/attention-bias.ts): the forward
+ * observer's arguments and, for each question in the step, its sequence id, its batch rows and
+ * the chunks it sees. A key row (seq, pos) belongs to chunk `seq` when pos < chunks.get(seq);
+ * every other row it sees is the question's own. Stage 0 has one question per chunk, seeing that
+ * chunk only (local attention); stage 1 one question over every kept chunk (parallel attention).
+ * With calibration on, stage 1 reports each layer before and after its keys are evicted.
+ */
+export interface AttentionStep {
+  stage: 0 | 1;
+  calibration: "off" | "before" | "after";
+  layer: number;
+  q: Float32Array; // [batch.n, nHeads, headDim], RoPE applied
+  batch: Batch;
+  cache: KvCache;
+  questions: Array<{ seq: number; rows: number[]; chunks: ReadonlyMap<number, number> }>;
+}
+
 export interface RunHooks {
   boundary?: BoundaryOf;
+  /** Sees every layer's attention in stage 0 and in the question's prefill; must not change the cache. */
+  onAttention?: (step: AttentionStep) => void;
   onProgress?: (p: Progress) => void;
   onToken?: (token: number) => void;
   signal?: AbortSignal;
@@ -121,7 +141,16 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
       // Logits at row i predict token i+1: rows len-1 .. len+m-2 predict the query tokens.
       tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
     }
-    const logits = model.forward(cache, batch, { observer: o.eviction ? evictionObserver(model, cache, group, m, o) : undefined, oneStep: o.eviction !== null });
+    const evict = o.eviction ? evictionObserver(model, cache, group, m, o) : undefined;
+    const tap = hooks.onAttention;
+    const observer: AttentionObserver | undefined = tap
+      ? (l, q, b, kvc) => {
+          tap({ stage: 0, calibration: "off", layer: l, q, batch: b, cache: kvc, questions: stage0Questions(group, m) });
+          evict?.(l, q, b, kvc);
+        }
+      : evict;
+    // Observers need all of a chunk's rows in one step.
+    const logits = model.forward(cache, batch, { observer, oneStep: observer !== undefined });
     peak = Math.max(peak, cache.bytes());
 
     group.forEach((x, i) => {
@@ -158,9 +187,20 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
         return n > 0;
       }
     : undefined;
+  const tap = hooks.onAttention;
+  const stage1: AttentionObserver | undefined = tap
+    ? (l, q, b, kvc) => {
+        const step = { stage: 1 as const, layer: l, q, batch: b, cache: kvc, questions: [{ seq: querySeq, rows: Array.from({ length: b.n }, (_, i) => i), chunks: chunkLen }] };
+        if (!calib) return tap({ ...step, calibration: "off" });
+        tap({ ...step, calibration: "before" });
+        const changed = calib(l, q, b, kvc);
+        tap({ ...step, calibration: "after" });
+        return changed;
+      }
+    : calib;
   const stage0 = now() - t0;
   const gen = yield* generateSteps(model, req.query, {
-    ...hooks.sampler, maxTokens: o.maxTokens, cache, seq: querySeq, pos0, prefill: { observer: calib, oneStep: true },
+    ...hooks.sampler, maxTokens: o.maxTokens, cache, seq: querySeq, pos0, prefill: { observer: stage1, oneStep: true },
     stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
   });
   peak = Math.max(peak, cache.bytes());
@@ -203,6 +243,16 @@ export function offer<T extends { score: number; index: number }>(queue: T[], it
   if (at >= k) return drop(item);
   queue.splice(at, 0, item);
   if (queue.length > k) drop(queue.pop()!);
+}
+
+/** Stage 0's questions: chunk i's query follows its len rows in the batch, which holds (len + m) rows per chunk. */
+function stage0Questions(group: Array<{ slot: number; len: number }>, m: number): AttentionStep["questions"] {
+  let start = 0;
+  return group.map((x) => {
+    const rows = Array.from({ length: m }, (_, i) => start + x.len + i);
+    start += x.len + m;
+    return { seq: x.slot, rows, chunks: new Map([[x.slot, x.len]]) };
+  });
 }
 
 /** SnapKV per chunk: observes each layer's window rows and trims that layer after the forward step. */
