@@ -14,7 +14,9 @@ question asks with that same name, and 0-3 distractor needles with other names a
 values sit in the same context.
 """
 
+import os
 import random
+import re
 
 BOS_ID = 256
 EOS_ID = 257
@@ -147,31 +149,65 @@ def needle_part(rng):
     return rng.choice((0, 1, 2, 4)) if rng.random() < P_PARTIAL_NEEDLE else 3
 
 
+# Share of needle contexts whose filler is real prose instead of the InfiniteBench sentences
+# (added at step 3175 of the bundled run): the licence texts of Debian's base-files, the same
+# prose as the runtime's `needle` eval tasks (their names and values are random per sample).
+P_PROSE = 0.3
+LICENSE_DIR = "/usr/share/common-licenses"
+_prose = None
+
+
+def prose_sentences():
+    """Sentences of the licence texts (sorted files, no symlinks or duplicate texts), at most
+    160 bytes each so that several fit in a chunk; [] where the folder is missing."""
+    global _prose
+    if _prose is None:
+        out, seen = [], set()
+        names = sorted(os.listdir(LICENSE_DIR)) if os.path.isdir(LICENSE_DIR) else []
+        for name in names:
+            f = os.path.join(LICENSE_DIR, name)
+            if os.path.islink(f) or not os.path.isfile(f):
+                continue
+            text = " ".join(open(f, encoding="utf-8", errors="replace").read().split())
+            if not text or text in seen:
+                continue
+            seen.add(text)
+            for piece in re.split(r"(?<=[.!?]) (?=[\"'(\[]?[A-Z])", text):
+                if re.search(r"[A-Za-z]{2}", piece) and len(piece) <= 160 and piece.isascii():
+                    out.append(piece)
+        _prose = out
+    return _prose
+
+
 def filler_context(rng, budget, needles, ragged):
     """Filler sentences with the needles inserted at random sentence boundaries, at most
     `budget` bytes. ragged: the context may start and end in the middle of a sentence
-    (as a chunk cut out of a long document does)."""
+    (as a chunk cut out of a long document does). The filler is the InfiniteBench sentences,
+    or (P_PROSE of the time) a run of consecutive licence-text sentences."""
     need = sum(len(n) + 1 for n in needles)
     if need > budget + 1:
         return None
+    pool = FILLER_SENTENCES
+    if rng.random() < P_PROSE and prose_sentences():
+        pool = prose_sentences()
     units = []
-    phase = rng.randrange(len(FILLER_SENTENCES))
+    phase = rng.randrange(len(pool))
     lead = ""
     if ragged:
-        s = FILLER_SENTENCES[phase]
+        s = pool[phase]
         lead = s[rng.randrange(1, len(s)):]  # tail of a sentence, not whole
-        phase = (phase + 1) % len(FILLER_SENTENCES)
+        phase = (phase + 1) % len(pool)
     if lead and len(lead) + 1 + need > budget + 1:
         lead = lead[len(lead) + 1 + need - (budget + 1):]  # keep a shorter tail
     total = len(lead) + 1 if lead else 0
     total += need
     while True:
-        s = FILLER_SENTENCES[phase]
+        s = pool[phase]
         if total + len(s) + 1 > budget + 1:
             break
         units.append(s)
         total += len(s) + 1
-        phase = (phase + 1) % len(FILLER_SENTENCES)
+        phase = (phase + 1) % len(pool)
     # insert needles at random boundaries (0..len(units))
     slots = sorted(rng.randint(0, len(units)) for _ in needles)
     order = list(needles)
@@ -189,7 +225,7 @@ def filler_context(rng, budget, needles, ragged):
     if ragged:
         rest = budget - len(text) - 1
         if rest > 0:
-            text += " " + FILLER_SENTENCES[phase][:rest]
+            text += " " + pool[phase][:rest]
     assert len(text) <= budget
     return text
 
