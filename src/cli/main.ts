@@ -6,6 +6,7 @@ import { addAsk } from "./ask.js";
 import { addEval } from "./eval.js";
 import { addDemo } from "./demo.js";
 import { addServe } from "./serve.js";
+import { addSweep } from "./sweep.js";
 
 const program = new Command();
 program
@@ -18,6 +19,7 @@ program
 addAsk(program);
 addGenerate(program);
 addEval(program);
+addSweep(program);
 addInspect(program);
 addTokenize(program);
 addBench(program);
