@@ -7,6 +7,7 @@ import { addEval } from "./eval.js";
 import { addDemo } from "./demo.js";
 import { addServe } from "./serve.js";
 import { addAttentionBias } from "./attention-bias.js";
+import { addSweep } from "./sweep.js";
 
 const program = new Command();
 program
@@ -19,6 +20,7 @@ program
 addAsk(program);
 addGenerate(program);
 addEval(program);
+addSweep(program);
 addInspect(program);
 addTokenize(program);
 addBench(program);
