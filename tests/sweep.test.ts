@@ -12,6 +12,7 @@ import { loadModel } from "../src/model/model.js";
 import { BUNDLED_MODEL } from "../src/model/bundled.js";
 import { runEval, type SampleResult } from "../src/eval/run.js";
 import { skipReason, type Cell, type DoneCell, type SweepFile } from "../src/eval/sweep.js";
+import { TASKS } from "../src/eval/tasks.js";
 import { tempDir } from "./support/tmp.js";
 
 const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
@@ -163,7 +164,7 @@ test("--resume keeps the done cells (a planted value survives) and runs only the
 
 test("bad input gets one clear error", () => {
   for (const [args, pattern] of [
-    [["sweep", "--tasks", "passkey,nope"], /unknown task "nope" \(known: passkey, number_string, kv_retrieval\)/],
+    [["sweep", "--tasks", "passkey,nope"], new RegExp(`unknown task "nope" \\(known: ${TASKS.join(", ")}\\)`)],
     [["sweep", "--methods", "full,fast"], /unknown method "fast"/],
     [["sweep", "--lengths", "1024,12"], /expected "window" or token counts from 64/],
     [["sweep", "--page-only", "--out", path.join(out, "nothing")], /nothing\/results\.json not found: run `parallelcomp sweep --out/],

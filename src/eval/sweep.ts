@@ -41,7 +41,8 @@ export const QUADRATIC: Readonly<Record<Method, string | null>> = {
 };
 
 export const SWEEP_DEFAULTS = {
-  tasks: [...TASKS] as TaskName[],
+  // needle_multikey needs ~600 tokens, more than the bundled model's window column.
+  tasks: ["passkey", "number_string", "kv_retrieval", "needle"] as TaskName[],
   lengths: ["window", 1024, 4096, 16384, 32768, 65536, 131072] as LengthSpec[],
   methods: [...METHODS] as Method[],
   preset: "retrieval",
