@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { GgufFile } from "../gguf/reader.js";
 import { readConfig } from "../model/config.js";
 import { METHODS, type Method } from "../method/baselines.js";
-import { TASKS, type TaskName } from "./tasks.js";
+import type { TaskName } from "./tasks.js";
 import type { SampleResult } from "./run.js";
 
 const BIN = fileURLToPath(new URL("../../../bin/parallelcomp.js", import.meta.url));
