@@ -9,6 +9,7 @@ import { makeSample, isCorrect, TASKS, type TaskName } from "../eval/tasks.js";
 import { int } from "./options.js";
 import { progressBar } from "./progress.js";
 import { explainLines } from "./report.js";
+import { holdsAnswer } from "../eval/run.js";
 
 export function addDemo(program: Command) {
   program
@@ -43,11 +44,13 @@ Examples:
         } finally {
           bar.stop();
         }
-        const needleChunk = r.chunks.find((c) => c.start <= needleToken && needleToken < c.end);
         say(`read ${r.nChunks} chunks of up to ${Math.max(...r.chunks.map((c) => c.end - c.start))} tokens, each with local positions, scored by how predictable the question is given it`);
         const ids = tok.encode(req.context, { addBos: false, parseSpecial: false });
         say(explainLines({ question: req.question, result: r, model: model.file, chunkText: (i) => tok.decode(ids.slice(r.chunks[i].start, r.chunks[i].end)) }).join("\n"));
-        say(`the needle is in chunk #${needleChunk?.index ?? "?"}${needleChunk?.kept ? ", which was kept" : ", which was NOT kept"}`);
+        // A needle cut between two chunks leaves its value in both halves.
+        const holders = r.chunks.filter((c) => holdsAnswer(tok, ids, c, sample.answer));
+        const kept = holders.filter((c) => c.kept);
+        say(`the value ${sample.answer} is in chunk ${holders.map((c) => "#" + c.index).join(" and ") || "?"}${kept.length > 0 ? `, and #${kept[0].index} was kept` : ", which was NOT kept"}`);
         say(`answer: ${req.answerPrefix ?? ""}${r.answer}   (${isCorrect(sample, r.answer) ? "right" : `wrong: expected ${sample.answer}`})`);
         const t = r.timings;
         say(`time: prefill ${t.prefillSeconds.toFixed(1)} s (${Math.round(r.contextTokens / t.prefillSeconds).toLocaleString("en-US")} tokens/s), decode ${t.decodeSeconds.toFixed(2)} s; peak memory ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);

@@ -251,7 +251,7 @@ export async function renderResultsPage(out: string): Promise<string[]> {
       methodTable(s, t, (l, m) => { const c = s.done(t, l, m); return c ? accuracyText(c) : null; }, notes) + noteList(notes));
   }
   if (st.methods.includes("parallelcomp")) {
-    md.push("", "## Chunk recall (parallelcomp)", "", "Share of samples whose needle lies in a kept chunk.", "",
+    md.push("", "## Chunk recall (parallelcomp)", "", "Share of samples in which a kept chunk holds the expected value (a needle cut between two chunks leaves its value in both).", "",
       table(["task", ...st.lengths.map((l) => lengthHead(f, l))], st.tasks.map((t) => [t, ...st.lengths.map((l) => {
         const c = s.done(t, l, "parallelcomp");
         return c ? recallText(c) : s.get(t, l, "parallelcomp")?.status ?? "not run";

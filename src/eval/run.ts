@@ -23,7 +23,7 @@ export interface SampleResult {
   correct: boolean;
   answer: string;
   expected: string;
-  needleInKept: boolean | null; // null for methods without chunk selection
+  needleInKept: boolean | null; // a kept chunk holds the expected value; null for methods without chunk selection
   contextTokens: number;
   prefillSeconds: number;
 }
@@ -55,11 +55,10 @@ export function runEval(model: Model, tok: Tokenizer, o: EvalOptions, onSample?:
     const req = tokenizeRequest(tok, model.gguf, s.request);
     const r = runMethod(o.method, model, req, opts, { boundary, stopTokens: tok.eogTokens });
     const answer = tok.decode(r.tokens, { skipSpecial: true });
-    const needleToken = count(s.request.context.slice(0, s.needleOffset));
     const selects = o.method === "parallelcomp";
     const res: SampleResult = {
       depth, correct: isCorrect(s, answer), answer, expected: s.answer,
-      needleInKept: selects ? r.kept.some((k) => needleToken >= k.start && needleToken < k.end) : null,
+      needleInKept: selects ? r.kept.some((k) => holdsAnswer(tok, req.context, k, s.answer)) : null,
       contextTokens: req.context.length, prefillSeconds: r.prefillSeconds,
     };
     tokens += req.context.length;
@@ -76,4 +75,14 @@ export function runEval(model: Model, tok: Tokenizer, o: EvalOptions, onSample?:
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     results,
   };
+}
+
+/**
+ * Whether a chunk's text holds the expected value. A needle of several sentences is often cut
+ * between two chunks ("... is N. Remember it." | "N is the pass key."); either half can answer,
+ * so recall asks for the value itself, not for the needle's first token (measured on the bundled
+ * model: 9 of 50 number_string samples at 16K kept the second half, and were counted as misses).
+ */
+export function holdsAnswer(tok: Tokenizer, context: ArrayLike<number>, span: { start: number; end: number }, value: string): boolean {
+  return tok.decode(Array.prototype.slice.call(context, span.start, span.end) as number[]).includes(value);
 }
