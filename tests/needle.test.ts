@@ -166,3 +166,14 @@ test("needle: a too short length, a depth outside [0, 1] and a missing licence f
   for (const depth of [-0.1, 1.5, NaN]) assert.throws(() => makeSample("needle", 4096, depth, 1, count), /depth must be in \[0, 1\]/);
   assert.throws(() => licenceSentences("/nonexistent/licences"), /\/nonexistent\/licences, which does not exist/);
 });
+
+test("chunk recall: a chunk holds the needle when it holds the value, also the needle's second half", async () => {
+  const { holdsAnswer } = await import("../src/eval/run.js");
+  const text = "The sky is blue. The pass key is 12345. Remember it. 12345 is the pass key. The sun is yellow.";
+  const ids = tok.encode(text, { addBos: false, parseSpecial: false });
+  const cut = count("The sky is blue. The pass key is 12345. Remember it."); // a cut between the needle's sentences
+  assert.equal(holdsAnswer(tok, ids, { start: 0, end: cut }, "12345"), true);
+  assert.equal(holdsAnswer(tok, ids, { start: cut, end: ids.length }, "12345"), true, "the second half still holds the value");
+  assert.equal(holdsAnswer(tok, ids, { start: 0, end: count("The sky is blue. The pass key is 1234") }, "12345"), false, "a value cut in two is not held");
+  assert.equal(holdsAnswer(tok, ids, { start: count("The sky is blue. The pass key is 12345. Remember it. 12345"), end: ids.length }, "12345"), false);
+});
