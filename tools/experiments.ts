@@ -1,7 +1,11 @@
-// Two measurements quoted in the notes, kept here so they can be rerun.
+// Measurements quoted in the notes and the model card, kept here so they can be rerun.
 //   node dist/tools/experiments.js separator [samples]
 //     Chunk recall with and without scoring the "\n\n" separator that joins the question to a
 //     chunk (bundled model, passkey and number_string at 16K tokens, retrieval preset).
+//   node dist/tools/experiments.js misses [task] [length] [samples]
+//     The wrong answers of ParallelComp (retrieval preset, `eval`'s samples and seeds): which
+//     chunks hold the value, which one was kept, how the kept chunk begins, what was answered
+//     (the model card's "all 6 number_string misses at 16K are the needle's second half").
 //   node dist/tools/experiments.js perturb [type]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
 //     (2-layer SmolLM2-width random model, 64-token prompt): the floor for agreement with any
@@ -12,7 +16,8 @@ import * as path from "node:path";
 import { loadModel } from "../src/model/model.js";
 import { loadTokenizer } from "../src/tokenizer/index.js";
 import { defaultModelPath } from "../src/model/bundled.js";
-import { makeSample, type TaskName } from "../src/eval/tasks.js";
+import { isCorrect, makeSample, type TaskName } from "../src/eval/tasks.js";
+import { holdsAnswer } from "../src/eval/run.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
 import { parallelComp } from "../src/method/parallelcomp.js";
 import { resolveOptions } from "../src/method/options.js";
@@ -37,6 +42,27 @@ function separator(samples: number) {
     }
     console.log(`${task} @16K, ${samples} samples: chunk recall ${(100 * kept.scored / samples).toFixed(0)}% scoring the separator, ${(100 * kept.skipped / samples).toFixed(0)}% without it`);
   }
+}
+
+function misses(task: TaskName, length: number, samples: number) {
+  const model = loadModel(defaultModelPath());
+  const tok = loadTokenizer(model.gguf);
+  const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+  const o = resolveOptions("retrieval", { maxTokens: task === "kv_retrieval" ? 24 : 16 }); // as `parallelcomp eval`
+  let wrong = 0;
+  for (let i = 0; i < samples; i++) {
+    const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const r = parallelComp(model, req, o, { boundary: boundaryOf(tok), stopTokens: tok.eogTokens });
+    const answer = tok.decode(r.tokens, { skipSpecial: true });
+    if (isCorrect(s, answer)) continue;
+    wrong++;
+    const holders = r.spans.map((span, j) => (holdsAnswer(tok, req.context, span, s.answer) ? j : -1)).filter((j) => j >= 0);
+    const k = r.kept[0];
+    const head = tok.decode(req.context.slice(k.start, Math.min(k.end, k.start + 48)));
+    console.log(`sample ${i}: value ${s.answer} in chunk(s) ${holders.map((j) => `#${j} (score ${r.scores[j].toFixed(4)})`).join(", ") || "none"}; kept #${k.index} (score ${k.score.toFixed(4)}), which begins ${JSON.stringify(head)}; answered ${JSON.stringify(answer)}`);
+  }
+  console.log(`${task} @ ${length}, ${samples} samples: ${wrong} wrong`);
 }
 
 function perturb(type: number) {
@@ -70,7 +96,8 @@ function perturb(type: number) {
 const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
 else if (what === "perturb") perturb(Number(arg ?? 8));
+else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | perturb [GgmlType]");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType]");
   process.exit(2);
 }
