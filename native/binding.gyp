@@ -13,6 +13,8 @@
         "src/matmul.c",
         "src/matmul_float.c",
         "src/matmul_quant.c",
+        "src/ops.c",
+        "src/blas.c",
         "src/attention.c",
         "src/attention_x86.c"
       ],
@@ -30,6 +32,7 @@
       ],
       "cflags!": ["-O2", "-O0"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "xcode_settings": {
         "OTHER_CFLAGS": ["-O3", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno"]
       }

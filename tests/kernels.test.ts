@@ -172,6 +172,91 @@ test("setThreads: safe to call repeatedly, results unchanged", { skip: SKIP }, (
   assert.throws(() => k.setThreads(0), /setThreads: n must be an integer >= 1/);
 });
 
+// ---------------------------------------------------------------- element-wise ops
+
+test("swiglu: native within 4 ulp of the reference (exact exp), every ISA, tails and extremes", { skip: SKIP }, () => {
+  const k = native();
+  const rng = makeRng(5);
+  const specials = [0, -0, 1e-30, -1e-30, 1, -1, 20, -20, 87.3, -87.3, 88, -88, 88.5, -88.5, 89, -89, 200, -200, 3e38, -3e38];
+  try {
+    for (const isa of isaLevels(k)) {
+      k.setIsa(isa);
+      for (const n of [0, 1, 7, 8, 9, 15, 16, 17, 33, 1000]) {
+        const gate = randomArray(rng, n, 20);
+        specials.forEach((v, i) => { if (i < n) gate[(i * 7) % n] = v; });
+        const up = randomArray(rng, n, 3);
+        const want = gate.slice();
+        referenceKernels.swiglu(want, up, n);
+        const got = gate.slice();
+        k.swiglu(got, up, n);
+        for (let i = 0; i < n; i++) {
+          const err = Math.abs(got[i] - want[i]);
+          // 4 ulp of the result; beyond |g| = 88.37 the vector exp saturates to inf where the
+          // exact one is still finite (up to 88.72): silu is below 4e-37 there either way.
+          if (got[i] !== want[i] && !(err <= 4 * 2 ** -23 * Math.abs(want[i]) + 1e-36)) {
+            assert.fail(`${isa}, n=${n}: swiglu(${gate[i]}, ${up[i]}) = ${got[i]}, reference ${want[i]}`);
+          }
+        }
+      }
+      const nan = new Float32Array([NaN, 1]);
+      k.swiglu(nan, new Float32Array([1, 1]), 2);
+      assert.ok(Number.isNaN(nan[0]), `${isa}: NaN in, NaN out`);
+    }
+  } finally {
+    k.setIsa(k.info().detectedIsa);
+  }
+});
+
+test("rmsnorm, add, rope, copyRows: native equals the reference bit for bit", { skip: SKIP }, () => {
+  const k = native();
+  const rng = makeRng(6);
+  for (const [T, dim] of [[1, 7], [3, 576], [5, 64]]) {
+    const x = randomArray(rng, T * dim, 4);
+    const w = randomArray(rng, dim, 2);
+    const a = new Float32Array(T * dim), b = new Float32Array(T * dim);
+    referenceKernels.rmsnorm(a, x, w, T, dim, 1e-5);
+    k.rmsnorm(b, x, w, T, dim, 1e-5);
+    assert.deepEqual(b, a, `rmsnorm T=${T} dim=${dim}`);
+    const y = randomArray(rng, T * dim);
+    const s1 = x.slice(), s2 = x.slice();
+    referenceKernels.add(s1, y, T * dim);
+    k.add(s2, y, T * dim);
+    assert.deepEqual(s2, s1, "add");
+  }
+  for (const neox of [false, true]) {
+    for (const [T, nH, hd, rd] of [[4, 9, 64, 64], [3, 2, 8, 4], [1, 1, 2, 2]]) {
+      const x = randomArray(rng, T * nH * hd, 3);
+      const cos = randomArray(rng, T * rd / 2), sin = randomArray(rng, T * rd / 2);
+      const a = x.slice(), b = x.slice();
+      referenceKernels.rope(a, T, nH, hd, rd, neox, cos, sin);
+      k.rope(b, T, nH, hd, rd, neox, cos, sin);
+      assert.deepEqual(b, a, `rope neox=${neox} T=${T} nH=${nH} hd=${hd} ropeDim=${rd}`);
+      assert.notDeepEqual(a, x, "rope changed something");
+    }
+  }
+  const src = randomArray(rng, 100);
+  const d1 = new Float32Array(60), d2 = new Float32Array(60);
+  referenceKernels.copyRows(d1, 3, 10, src, 5, 12, 7, 6);
+  k.copyRows(d2, 3, 10, src, 5, 12, 7, 6);
+  assert.deepEqual(d2, d1);
+  assert.equal(d1[3 + 2 * 10 + 4], src[5 + 2 * 12 + 4]);
+  assert.equal(d1[3 + 7], 0, "the gap between rows is untouched");
+});
+
+test("element-wise ops: size errors name the argument", { skip: SKIP }, () => {
+  const k = native();
+  const f = (n: number) => new Float32Array(n);
+  assert.throws(() => k.swiglu(f(4), f(3), 4), /swiglu: up has 3 elements, expected at least 4/);
+  assert.throws(() => k.swiglu(f(4), f(4), 1.5), /swiglu: n must be an integer/);
+  assert.throws(() => k.add(f(4), new Int32Array(4) as unknown as Float32Array, 4), /add: y must be a Float32Array/);
+  assert.throws(() => k.rmsnorm(f(10), f(9), f(5), 2, 5, 1e-5), /rmsnorm: x has 9 elements, expected at least 10/);
+  assert.throws(() => k.rmsnorm(f(10), f(10), f(5), 2, 5, -1), /rmsnorm: eps must be a finite number >= 0/);
+  assert.throws(() => k.rope(f(8), 1, 1, 8, 9, false, f(4), f(4)), /rope: ropeDim must be an integer in \[0, 8\]/);
+  assert.throws(() => k.rope(f(8), 1, 1, 8, 8, false, f(3), f(4)), /rope: cos has 3 elements, expected at least 4/);
+  assert.throws(() => k.copyRows(f(10), 0, 5, f(20), 0, 10, 5, 3), /copyRows: dst has 10 elements, expected at least 15/);
+  assert.throws(() => k.copyRows(f(20), 0, 5, f(20), 0, 10, 5, 3), /copyRows: src has 20 elements, expected at least 25/);
+});
+
 // ---------------------------------------------------------------- attention
 
 interface AttnCase {

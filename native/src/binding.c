@@ -5,6 +5,10 @@
 //   matmul(w: Uint8Array, type, nOut, nIn, x: Float32Array, T, y: Float32Array): void
 //   attention(q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads,
 //             nKvHeads, headDim, scale, out): void
+//   rmsnorm(y, x, w, T, dim, eps): void      swiglu(gate, up, n): void      add(x, y, n): void
+//   rope(x, T, nH, headDim, ropeDim, neox, cos, sin): void
+//   copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): void
+//   blasSgemm(lib, x, w, y, T, nOut, nIn, threads): void   OpenBLAS via dlopen (benchmark only)
 //   setThreads(n): number         pool size in effect
 //   getThreads(): number
 //   setIsa(name): string          "avx512" | "avx2" | "scalar", clamped to the CPU
@@ -15,8 +19,10 @@
 #include <stdio.h>
 
 #include "attention.h"
+#include "blas.h"
 #include "common.h"
 #include "matmul.h"
+#include "ops.h"
 #include "threadpool.h"
 
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -187,6 +193,167 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
+    static const char *fn = "rmsnorm";
+    size_t argc = 6;
+    napi_value argv[6];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 6) {
+        napi_throw_type_error(env, NULL, "rmsnorm(y, x, w, T, dim, eps): 6 arguments expected");
+        return NULL;
+    }
+    void *y, *x, *w;
+    size_t yl, xl, wl;
+    int64_t T, dim;
+    double eps;
+    if (!get_ta(env, argv[0], napi_float32_array, fn, "y", &y, &yl)) return NULL;
+    if (!get_ta(env, argv[1], napi_float32_array, fn, "x", &x, &xl)) return NULL;
+    if (!get_ta(env, argv[2], napi_float32_array, fn, "w", &w, &wl)) return NULL;
+    if (!get_int(env, argv[3], fn, "T", 0, I32MAX, &T)) return NULL;
+    if (!get_int(env, argv[4], fn, "dim", 1, I32MAX, &dim)) return NULL;
+    if (napi_get_value_double(env, argv[5], &eps) != napi_ok || !isfinite(eps) || eps < 0) {
+        napi_throw_range_error(env, NULL, "rmsnorm: eps must be a finite number >= 0");
+        return NULL;
+    }
+    if (!need_len(env, fn, "y", yl, (double)T * dim) || !need_len(env, fn, "x", xl, (double)T * dim) ||
+        !need_len(env, fn, "w", wl, (double)dim))
+        return NULL;
+    pc_rmsnorm((float *)y, (const float *)x, (const float *)w, T, dim, (float)eps);
+    return NULL;
+}
+
+/** Reads (a: Float32Array, b: Float32Array, n) for swiglu and add. */
+static int get_two_arrays(napi_env env, napi_callback_info info, const char *fn, const char *an, const char *bn,
+                          float **a, float **b, int64_t *n) {
+    size_t argc = 3;
+    napi_value argv[3];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "%s(%s, %s, n): 3 arguments expected", fn, an, bn);
+        napi_throw_type_error(env, NULL, msg);
+        return 0;
+    }
+    size_t al, bl;
+    if (!get_ta(env, argv[0], napi_float32_array, fn, an, (void **)a, &al)) return 0;
+    if (!get_ta(env, argv[1], napi_float32_array, fn, bn, (void **)b, &bl)) return 0;
+    if (!get_int(env, argv[2], fn, "n", 0, I32MAX, n)) return 0;
+    return need_len(env, fn, an, al, (double)*n) && need_len(env, fn, bn, bl, (double)*n);
+}
+
+static napi_value js_swiglu(napi_env env, napi_callback_info info) {
+    float *gate, *up;
+    int64_t n;
+    if (!get_two_arrays(env, info, "swiglu", "gate", "up", &gate, &up, &n)) return NULL;
+    pthread_mutex_lock(&big_lock); // reads pc_isa
+    pc_swiglu(gate, up, n);
+    pthread_mutex_unlock(&big_lock);
+    return NULL;
+}
+
+static napi_value js_add(napi_env env, napi_callback_info info) {
+    float *x, *y;
+    int64_t n;
+    if (!get_two_arrays(env, info, "add", "x", "y", &x, &y, &n)) return NULL;
+    pc_add(x, y, n);
+    return NULL;
+}
+
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+    static const char *fn = "rope";
+    size_t argc = 8;
+    napi_value argv[8];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 8) {
+        napi_throw_type_error(env, NULL, "rope(x, T, nH, headDim, ropeDim, neox, cos, sin): 8 arguments expected");
+        return NULL;
+    }
+    void *x, *c, *sn;
+    size_t xl, cl, sl;
+    int64_t T, nH, hd, rd, neox;
+    if (!get_ta(env, argv[0], napi_float32_array, fn, "x", &x, &xl)) return NULL;
+    if (!get_int(env, argv[1], fn, "T", 0, I32MAX, &T)) return NULL;
+    if (!get_int(env, argv[2], fn, "nH", 0, 65535, &nH)) return NULL;
+    if (!get_int(env, argv[3], fn, "headDim", 1, 65535, &hd)) return NULL;
+    if (!get_int(env, argv[4], fn, "ropeDim", 0, hd, &rd)) return NULL;
+    if (!get_int(env, argv[5], fn, "neox", 0, 1, &neox)) return NULL;
+    if (!get_ta(env, argv[6], napi_float32_array, fn, "cos", &c, &cl)) return NULL;
+    if (!get_ta(env, argv[7], napi_float32_array, fn, "sin", &sn, &sl)) return NULL;
+    if (rd % 2 != 0) {
+        napi_throw_range_error(env, NULL, "rope: ropeDim must be even");
+        return NULL;
+    }
+    if (!need_len(env, fn, "x", xl, (double)T * nH * hd) || !need_len(env, fn, "cos", cl, (double)T * (rd / 2)) ||
+        !need_len(env, fn, "sin", sl, (double)T * (rd / 2)))
+        return NULL;
+    pc_rope((float *)x, T, nH, hd, rd, (int)neox, (const float *)c, (const float *)sn);
+    return NULL;
+}
+
+static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
+    static const char *fn = "copyRows";
+    size_t argc = 8;
+    napi_value argv[8];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 8) {
+        napi_throw_type_error(env, NULL, "copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): 8 arguments expected");
+        return NULL;
+    }
+    void *dst, *src;
+    size_t dl, sl;
+    int64_t doff, dstr, soff, sstr, len, n;
+    if (!get_ta(env, argv[0], napi_float32_array, fn, "dst", &dst, &dl)) return NULL;
+    if (!get_int(env, argv[1], fn, "dstOffset", 0, I32MAX, &doff)) return NULL;
+    if (!get_int(env, argv[2], fn, "dstStride", 0, I32MAX, &dstr)) return NULL;
+    if (!get_ta(env, argv[3], napi_float32_array, fn, "src", &src, &sl)) return NULL;
+    if (!get_int(env, argv[4], fn, "srcOffset", 0, I32MAX, &soff)) return NULL;
+    if (!get_int(env, argv[5], fn, "srcStride", 0, I32MAX, &sstr)) return NULL;
+    if (!get_int(env, argv[6], fn, "rowLen", 0, I32MAX, &len)) return NULL;
+    if (!get_int(env, argv[7], fn, "nRows", 0, I32MAX, &n)) return NULL;
+    if (n == 0 || len == 0) return NULL;
+    if (!need_len(env, fn, "dst", dl, (double)doff + (double)(n - 1) * dstr + len) ||
+        !need_len(env, fn, "src", sl, (double)soff + (double)(n - 1) * sstr + len))
+        return NULL;
+    pc_copy_rows((float *)dst + doff, dstr, (const float *)src + soff, sstr, len, n);
+    return NULL;
+}
+
+static napi_value js_blas_sgemm(napi_env env, napi_callback_info info) {
+    static const char *fn = "blasSgemm";
+    size_t argc = 8;
+    napi_value argv[8];
+    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 8) {
+        napi_throw_type_error(env, NULL, "blasSgemm(lib, x, w, y, T, nOut, nIn, threads): 8 arguments expected");
+        return NULL;
+    }
+    char name[256] = {0};
+    size_t nlen = 0;
+    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok) {
+        napi_throw_type_error(env, NULL, "blasSgemm: lib must be a string");
+        return NULL;
+    }
+    void *x, *w, *y;
+    size_t xl, wl, yl;
+    int64_t T, nOut, nIn, threads;
+    if (!get_ta(env, argv[1], napi_float32_array, fn, "x", &x, &xl)) return NULL;
+    if (!get_ta(env, argv[2], napi_float32_array, fn, "w", &w, &wl)) return NULL;
+    if (!get_ta(env, argv[3], napi_float32_array, fn, "y", &y, &yl)) return NULL;
+    if (!get_int(env, argv[4], fn, "T", 1, I32MAX, &T)) return NULL;
+    if (!get_int(env, argv[5], fn, "nOut", 1, I32MAX, &nOut)) return NULL;
+    if (!get_int(env, argv[6], fn, "nIn", 1, I32MAX, &nIn)) return NULL;
+    if (!get_int(env, argv[7], fn, "threads", 1, PC_MAX_THREADS, &threads)) return NULL;
+    if (!need_len(env, fn, "x", xl, (double)T * nIn) || !need_len(env, fn, "w", wl, (double)nOut * nIn) ||
+        !need_len(env, fn, "y", yl, (double)T * nOut))
+        return NULL;
+    char err[512];
+    pthread_mutex_lock(&big_lock);
+    const int rc = pc_blas_load(name, err, sizeof err);
+    if (rc == 0) pc_blas_sgemm((const float *)x, (const float *)w, (float *)y, T, nOut, nIn, (int)threads);
+    pthread_mutex_unlock(&big_lock);
+    if (rc != 0) napi_throw_error(env, NULL, err);
+    return NULL;
+}
+
 static napi_value make_int(napi_env env, int64_t v) {
     napi_value r;
     napi_create_int64(env, v, &r);
@@ -267,6 +434,12 @@ NAPI_MODULE_INIT() {
     const napi_property_descriptor props[] = {
         {"matmul", NULL, js_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
         {"attention", NULL, js_attention, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"rmsnorm", NULL, js_rmsnorm, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"swiglu", NULL, js_swiglu, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"rope", NULL, js_rope, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"copyRows", NULL, js_copy_rows, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"blasSgemm", NULL, js_blas_sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setIsa", NULL, js_set_isa, NULL, NULL, NULL, napi_enumerable, NULL},

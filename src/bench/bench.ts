@@ -1,6 +1,8 @@
-// `parallelcomp bench`: our prefill and decode speed beside llama.cpp's on the same GGUF, the
-// same prompt and the same thread count, in one run, as ratios (absolute times on a shared
-// machine are noise; ratios measured side by side are not).
+// `parallelcomp bench`: every performance target of the project as a ratio measured side by
+// side in one run (absolute times on a shared machine are noise; ratios measured together are
+// not): prefill and decode beside llama.cpp on the same GGUF (this file), the matmul kernel
+// beside OpenBLAS, long inputs beside llama.cpp's plain prefill, and the paper's batching and
+// memory headline (sections.ts).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -12,7 +14,7 @@ import { generate } from "../generate/generate.js";
 import { rng } from "../generate/sampler.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 
-export interface BenchOptions {
+export interface EngineBenchOptions {
   shape: string; // a key of SHAPES
   type: GgmlType;
   prompts: number[]; // prompt lengths for prefill
@@ -25,8 +27,12 @@ export interface BenchOptions {
 export interface BenchRow {
   what: string;
   ours: number;
-  llamaCpp: number | null;
+  reference: number | null;
+  referenceName: string;
+  /** How many times better ours is (higher is better, or lower for `target.max` rows). */
   ratio: number | null;
+  target: { min?: number; max?: number } | null;
+  note?: string;
 }
 
 /** The benchmark model, made once and kept in the temp folder (random weights, real shape). */
@@ -42,7 +48,8 @@ export function benchModel(shape: string, type: GgmlType): string {
   return file;
 }
 
-export async function runBench(o: BenchOptions, log: (line: string) => void = () => {}): Promise<BenchRow[]> {
+/** Prefill at each prompt length and decode after the first, ours and llama.cpp's. */
+export async function engineRows(o: EngineBenchOptions, log: (line: string) => void = () => {}): Promise<BenchRow[]> {
   if (!SHAPES[o.shape]) throw new Error(`unknown shape "${o.shape}" (known: ${Object.keys(SHAPES).join(", ")})`);
   const file = benchModel(o.shape, o.type);
   const nVocab = SHAPES[o.shape].nVocab;
@@ -50,7 +57,10 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = ()
   const promptOf = (n: number) => Array.from({ length: n }, () => Math.floor(random() * (nVocab - 2)));
   const rows: BenchRow[] = [];
   const model = loadModel(file, { threads: o.threads });
-  log(`model ${path.basename(file)}, ${o.threads} threads, our kernels: ${model.kernels.name}`);
+  const label = `${o.shape} ${typeName(o.type)}`;
+  log(`${label}: ${path.basename(file)}, ${o.threads} threads, our kernels: ${model.kernels.name}`);
+  const row = (what: string, ours: number, theirs: number | null, min: number): BenchRow =>
+    ({ what: `${label} ${what}`, ours, reference: theirs, referenceName: "llama.cpp", ratio: theirs ? ours / theirs : null, target: { min } });
   try {
     for (const [i, n] of o.prompts.entries()) {
       const prompt = promptOf(n);
@@ -63,11 +73,10 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = ()
         decode = Math.max(decode, g.decodeTokensPerSecond);
       }
       const ref = o.llamaCpp ? await llamaCppSpeed(file, prompt, nDecode, o.threads, o.repeats) : null;
-      const row = (what: string, ours: number, theirs: number | null): BenchRow => ({ what, ours, llamaCpp: theirs, ratio: theirs ? ours / theirs : null });
-      rows.push(row(`prefill ${n} tok/s`, prefill, ref?.prefillTokensPerSecond ?? null));
+      rows.push(row(`prefill ${n} tok/s`, prefill, ref?.prefillTokensPerSecond ?? null, 1.0));
       log(formatRow(rows[rows.length - 1]));
       if (nDecode > 0) {
-        rows.push(row(`decode tok/s (after ${n})`, decode, ref?.decodeTokensPerSecond ?? null));
+        rows.push(row(`decode tok/s`, decode, ref?.decodeTokensPerSecond ?? null, 0.8));
         log(formatRow(rows[rows.length - 1]));
       }
     }
@@ -77,9 +86,20 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = ()
   return rows;
 }
 
-export function formatRow(r: BenchRow): string {
-  const f = (x: number | null) => (x === null ? "-" : x.toFixed(1)).padStart(12);
-  return `${r.what.padEnd(28)}${f(r.ours)}${f(r.llamaCpp)}${(r.ratio === null ? "-" : r.ratio.toFixed(2) + "x").padStart(9)}`;
+/** "met", "MISSED" or "" for a row without a target or a reference. */
+export function verdict(r: BenchRow): string {
+  if (!r.target || r.ratio === null) return "";
+  const ok = (r.target.min === undefined || r.ratio >= r.target.min) && (r.target.max === undefined || r.ratio <= r.target.max);
+  return ok ? "met" : "MISSED";
 }
 
-export const BENCH_HEADER = `${"".padEnd(28)}${"parallelcomp".padStart(12)}${"llama.cpp".padStart(12)}${"ratio".padStart(9)}`;
+const num = (x: number | null) => (x === null ? "-" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+
+export function formatRow(r: BenchRow): string {
+  const target = !r.target ? "" : r.target.min !== undefined ? `>= ${r.target.min}x` : `<= ${r.target.max}x`;
+  const ratio = r.ratio === null ? "-" : `${r.ratio.toFixed(2)}x`;
+  const line = `${r.what.padEnd(42)}${num(r.ours).padStart(10)}${num(r.reference).padStart(10)}  ${r.referenceName.padEnd(22)}${ratio.padStart(8)}  ${target.padEnd(8)} ${verdict(r)}`;
+  return r.note ? `${line}\n${"".padEnd(44)}${r.note}` : line;
+}
+
+export const BENCH_HEADER = `${"".padEnd(42)}${"ours".padStart(10)}${"ref".padStart(10)}  ${"reference".padEnd(22)}${"ratio".padStart(8)}  target`;

@@ -76,12 +76,12 @@ export interface SpeedRun {
 }
 
 /** llama.cpp's own prefill and decode speed on a prompt (its default F16 KV cache, no flash attention). */
-export async function llamaCppSpeed(modelPath: string, prompt: number[], nDecode: number, threads: number, repeats = 2): Promise<SpeedRun> {
+export async function llamaCppSpeed(modelPath: string, prompt: number[], nDecode: number, threads: number, repeats = 2, batchSize = prompt.length): Promise<SpeedRun> {
   const l = await reference();
   const model = await l.loadModel({ modelPath, gpuLayers: 0 });
   try {
     // llama.cpp as users run it: its defaults (F16 KV cache, flash attention "auto").
-    const context = await model.createContext({ contextSize: prompt.length + nDecode + 16, batchSize: prompt.length, threads });
+    const context = await model.createContext({ contextSize: prompt.length + nDecode + 16, batchSize, threads });
     try {
       const seq = context.getSequence();
       let prefill = 0;

@@ -2,14 +2,15 @@
 
 import * as fs from "node:fs";
 import type { Command } from "commander";
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { GgufFile } from "../gguf/reader.js";
 import { GgmlType, typeName } from "../gguf/types.js";
 import { readConfig } from "../model/config.js";
 import { loadModel } from "../model/model.js";
 import { generate } from "../generate/generate.js";
 import { firstInvalidUtf8, loadTokenizer } from "../tokenizer/index.js";
-import { BENCH_HEADER, runBench } from "../bench/bench.js";
+import { BENCH_HEADER, engineRows, formatRow, verdict, type BenchRow } from "../bench/bench.js";
+import { batchingRows, kernelRows, longRows } from "../bench/sections.js";
 import { SHAPES } from "../model/random-model.js";
 import { int, intList, num } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
@@ -144,29 +145,60 @@ Examples:
     });
 }
 
+const SECTIONS = ["engine", "kernel", "long", "batching"] as const;
+
 export function addBench(program: Command) {
   const types: Record<string, GgmlType> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16, Q8_0: GgmlType.Q8_0, Q4_0: GgmlType.Q4_0, Q4_K: GgmlType.Q4_K, Q5_K: GgmlType.Q5_K, Q6_K: GgmlType.Q6_K };
   program
     .command("bench")
-    .description("prefill and decode speed beside llama.cpp's, same GGUF, same threads, one run (needs the devDependency node-llama-cpp)")
-    .addOption(new Option("--shape <name>", "model shape (random weights)").choices(Object.keys(SHAPES)).default("smollm2-135m"))
-    .addOption(new Option("--type <type>", "weight type").choices(Object.keys(types)).default("F16"))
-    .option("--prompts <lengths>", "prompt lengths for prefill", intList(1), [512, 2048])
-    .option("--decode <n>", "tokens decoded after the first prompt", int(1), 32)
-    .option("-t, --threads <n>", "threads, for both engines", int(1, 1024), 2)
-    .option("--repeats <n>", "runs per measurement (the best is kept)", int(1), 2)
+    .description("every performance target as a ratio measured in one run: prefill / decode beside llama.cpp (same GGUF, same threads), F32 matmul beside OpenBLAS, long inputs beside llama.cpp's plain prefill, parallel batching and compression (needs the devDependency node-llama-cpp)")
+    .option("--sections <list>", `what to measure, comma-separated: ${SECTIONS.join(", ")}`, (v: string) => {
+      const list = v.split(",").map((x) => x.trim());
+      for (const x of list) if (!(SECTIONS as readonly string[]).includes(x)) throw new InvalidArgumentError(`unknown section "${x}" (known: ${SECTIONS.join(", ")})`);
+      return list;
+    }, [...SECTIONS])
+    .addOption(new Option("--shape <name>", "engine rows: one model shape (random weights; default: SmolLM2-135M F16 and Q8_0, Qwen2.5-0.5B F16)").choices(Object.keys(SHAPES)))
+    .addOption(new Option("--type <type>", "engine rows: one weight type").choices(Object.keys(types)))
+    .option("--prompts <lengths>", "engine rows: prompt lengths for prefill", intList(1), [512, 2048])
+    .option("--decode <n>", "engine rows: tokens decoded after the first prompt", int(1), 32)
+    .option("--long-tokens <n>", "long rows: ParallelComp end to end vs llama.cpp's prefill of this many tokens", int(1024), 32768)
+    .option("--rss-tokens <small,big>", "long rows: peak RSS of ParallelComp at big vs small tokens", intList(1024), [16384, 131072])
+    .option("--batch <chunks,tokens>", "batching rows: this many chunks of this many tokens", intList(1), [8, 512])
+    .option("--budget <MiB>", "batching rows: the KV memory budget", int(1), 256)
+    .option("-t, --threads <n>", "threads, for every engine", int(1, 1024), 2)
+    .option("--repeats <n>", "runs per engine measurement (the best is kept)", int(1), 2)
     .option("--no-llama-cpp", "measure ours only")
     .option("--json", "print JSON rows")
     .addHelpText("after", `
+The whole run (npm run bench) takes about 20 minutes on 2 cores, most of it llama.cpp's
+plain prefill of 32K tokens and ParallelComp over 128K.
+
 Examples:
   npm run bench
-  parallelcomp bench --shape qwen2.5-0.5b --type F16 --prompts 512 --threads 2`)
+  parallelcomp bench --sections engine --shape qwen2.5-0.5b --type F16 --prompts 512
+  parallelcomp bench --sections kernel,batching`)
     .action(async (o) => {
-      if (!o.json) console.log(`bench: ${o.shape}-shaped ${o.type}, random weights\n${BENCH_HEADER}`);
-      const rows = await runBench(
-        { shape: o.shape, type: types[o.type], prompts: o.prompts, decode: o.decode, threads: o.threads, repeats: o.repeats, llamaCpp: o.llamaCpp },
-        o.json ? undefined : console.log,
-      );
-      if (o.json) console.log(JSON.stringify({ shape: o.shape, type: typeName(types[o.type]), threads: o.threads, rows }, null, 2));
+      const log = o.json ? () => {} : console.log;
+      const sections = new Set<string>(o.sections);
+      if (o.rssTokens.length !== 2 || o.rssTokens[0] >= o.rssTokens[1]) throw new Error(`--rss-tokens wants two lengths, small first, got ${o.rssTokens.join(",")}`);
+      if (o.batch.length !== 2) throw new Error(`--batch wants chunks,tokens, got ${o.batch.join(",")}`);
+      const rows: BenchRow[] = [];
+      log(`bench: random-weight models of real shapes, ${o.threads} threads\n${BENCH_HEADER}`);
+      if (sections.has("engine")) {
+        const configs: Array<[string, GgmlType]> = o.shape || o.type
+          ? [[o.shape ?? "smollm2-135m", types[o.type ?? "F16"]]]
+          : [["smollm2-135m", GgmlType.F16], ["smollm2-135m", GgmlType.Q8_0], ["qwen2.5-0.5b", GgmlType.F16]];
+        for (const [shape, type] of configs) {
+          rows.push(...(await engineRows({ shape, type, prompts: o.prompts, decode: o.decode, threads: o.threads, repeats: o.repeats, llamaCpp: o.llamaCpp }, log)));
+        }
+      }
+      const section = (r: BenchRow[]) => { rows.push(...r); r.forEach((x) => log(formatRow(x))); };
+      if (sections.has("kernel")) section(kernelRows(o.threads));
+      if (sections.has("long")) section(await longRows({ threads: o.threads, long: o.longTokens, small: o.rssTokens[0], big: o.rssTokens[1], llamaCpp: o.llamaCpp, log }));
+      if (sections.has("batching")) section(batchingRows({ threads: o.threads, chunks: o.batch[0], chunkTokens: o.batch[1], budgetMiB: o.budget }));
+      const judged = rows.filter((r) => verdict(r) !== "");
+      const missed = judged.filter((r) => verdict(r) === "MISSED");
+      log(`\ntargets: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.map((r) => r.what).join("; ")}` : ""}`);
+      if (o.json) console.log(JSON.stringify({ threads: o.threads, rows: rows.map((r) => ({ ...r, verdict: verdict(r) || null })) }, null, 2));
     });
 }

@@ -11,6 +11,9 @@
 //   seqMove(src, dst)        relabel a sequence's rows (merges src into dst)
 //   setVisible(q, k)         let sequence q attend to the rows of sequence k
 
+import type { CopyRows } from "../kernels/types.js";
+import { copyRowsReference } from "../kernels/reference.js";
+
 export interface KvLayer {
   k: Float32Array; // [nKvHeads, cap, headDim]
   v: Float32Array; // [nKvHeads, cap, headDim]
@@ -30,6 +33,8 @@ export class KvCache {
     readonly headDim: number,
     readonly nSeqMax = 64,
     initialCap = 256,
+    /** The row copy of append (the model passes its kernels'; the default is plain TypeScript). */
+    private readonly copyRows: CopyRows = copyRowsReference,
   ) {
     this.cap = Math.max(1, initialCap);
     for (let l = 0; l < nLayers; l++) this.layers.push(this.allocLayer(this.cap));
@@ -66,6 +71,13 @@ export class KvCache {
   /** Bytes allocated for K and V (what a memory budget counts). */
   bytes(): number {
     return this.nLayers * 2 * this.nKvHeads * this.cap * this.headDim * 4;
+  }
+
+  /** Bytes of K and V in the rows held (with eviction, fewer than the capacity). */
+  usedBytes(): number {
+    let rows = 0;
+    for (const L of this.layers) for (let h = 0; h < this.nKvHeads; h++) rows += L.nRows[h];
+    return rows * 2 * this.headDim * 4;
   }
 
   /** Makes room for `n` more rows in every (layer, head). */
@@ -109,17 +121,11 @@ export class KvCache {
     for (let h = 0; h < this.nKvHeads; h++) {
       const n = L.nRows[h];
       if (n + T > this.cap) throw new Error(`KV cache append of ${T} rows without reserve (cap ${this.cap}, rows ${n})`);
-      for (let t = 0; t < T; t++) {
-        const cell = h * this.cap + n + t;
-        const src = t * stride + h * hd; // plain loop: no view object per row on this hot path
-        const dst = cell * hd;
-        for (let i = 0; i < hd; i++) {
-          L.k[dst + i] = k[src + i];
-          L.v[dst + i] = v[src + i];
-        }
-        L.rowSeq[cell] = seq[t];
-        L.rowPos[cell] = pos[t];
-      }
+      const cell0 = h * this.cap + n;
+      this.copyRows(L.k, cell0 * hd, hd, k, h * hd, stride, hd, T);
+      this.copyRows(L.v, cell0 * hd, hd, v, h * hd, stride, hd, T);
+      L.rowSeq.set(seq.subarray(0, T), cell0);
+      L.rowPos.set(pos.subarray(0, T), cell0);
       L.nRows[h] = n + T;
     }
   }

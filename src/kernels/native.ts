@@ -19,6 +19,12 @@ interface NativeAddon {
     cap: number, qSeq: Int32Array, qPos: Int32Array, visible: Uint8Array, nSeqMax: number, T: number,
     nHeads: number, nKvHeads: number, headDim: number, scale: number, out: Float32Array,
   ): void;
+  rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, n: number): void;
+  add(x: Float32Array, y: Float32Array, n: number): void;
+  rope(x: Float32Array, T: number, nH: number, headDim: number, ropeDim: number, neox: number, cos: Float32Array, sin: Float32Array): void;
+  copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number): void;
+  blasSgemm(lib: string, x: Float32Array, w: Float32Array, y: Float32Array, T: number, nOut: number, nIn: number, threads: number): void;
   setThreads(n: number): number;
   getThreads(): number;
   setIsa(name: string): string;
@@ -41,6 +47,9 @@ export interface NativeKernels extends Kernels {
   info(): NativeInfo;
   /** Restricts the instruction set (for tests and benchmarks); clamped to what the CPU has. */
   setIsa(isa: NativeIsa): NativeIsa;
+  /** The benchmark's yardstick: y[T, nOut] = x . w^T with `lib`'s cblas_sgemm (dlopen'ed;
+   *  throws, naming the library, when it cannot be loaded). */
+  blasSgemm(lib: string, x: Float32Array, w: Float32Array, y: Float32Array, T: number, nOut: number, nIn: number, threads: number): void;
 }
 
 /** Weight types the addon's matmul handles. */
@@ -78,6 +87,8 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
     const addon = require(path) as NativeAddon;
     if (typeof addon.matmul !== "function" || typeof addon.attention !== "function") {
       cached = { error: `${path} is not the parallelcomp addon` };
+    } else if (typeof addon.copyRows !== "function") {
+      cached = { error: `${path} was built from older sources; rebuild it: npm run build:native` };
     } else {
       cached = { kernels: wrap(addon) };
     }
@@ -182,11 +193,20 @@ function wrap(addon: NativeAddon): NativeKernels {
         a.nHeads, a.nKvHeads, a.headDim, a.scale, a.out,
       );
     },
+    // The element-wise ops are checked in C (types, integer sizes, lengths), with messages that
+    // name the argument: nothing here would add to them.
+    rmsnorm: (y, x, w, T, dim, eps) => addon.rmsnorm(y, x, w, T, dim, eps),
+    swiglu: (gate, up, n) => addon.swiglu(gate, up, n),
+    add: (x, y, n) => addon.add(x, y, n),
+    rope: (x, T, nH, headDim, ropeDim, neox, cos, sin) => addon.rope(x, T, nH, headDim, ropeDim, neox ? 1 : 0, cos, sin),
+    copyRows: (dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows) =>
+      addon.copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows),
     setThreads(n: number): void {
       checkInt("setThreads", "n", n, 1);
       addon.setThreads(n);
     },
     info: () => addon.info(),
+    blasSgemm: (lib, x, w, y, T, nOut, nIn, threads) => addon.blasSgemm(lib, x, w, y, T, nOut, nIn, threads),
     setIsa: (isa: NativeIsa) => addon.setIsa(isa) as NativeIsa,
   };
 }

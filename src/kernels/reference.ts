@@ -6,7 +6,7 @@ import { TYPE_TRAITS } from "../gguf/types.js";
 import { GgmlType } from "../gguf/types.js";
 import { dequantizeRow, quantizeRowX86, vecDotType } from "../tensor/quant.js";
 import { f16BitsToF32 } from "../tensor/f16.js";
-import type { AttentionArgs, Kernels, MatmulArgs } from "./types.js";
+import type { AttentionArgs, CopyRows, Kernels, MatmulArgs } from "./types.js";
 
 let scratch = new Float32Array(0);
 let scratchBytes = new Uint8Array(0);
@@ -120,9 +120,66 @@ export function attentionReference(a: AttentionArgs): void {
   }
 }
 
+/** RMS norm as ggml: each square rounded to f32, summed in double; mean, scale in f32. */
+export function rmsnormReference(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void {
+  for (let t = 0; t < T; t++) {
+    const o = t * dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += Math.fround(x[o + i] * x[o + i]);
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(ss / dim) + eps))));
+    for (let i = 0; i < dim; i++) y[o + i] = Math.fround(x[o + i] * scale) * w[i];
+  }
+}
+
+/** SwiGLU: gate <- silu(gate) * up, silu(g) = g / (1 + e^-g) with each step rounded to f32. */
+export function swigluReference(gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    gate[i] = Math.fround(g / Math.fround(1 + Math.fround(Math.exp(-g)))) * up[i];
+  }
+}
+
+export function addReference(x: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) x[i] += y[i];
+}
+
+export function ropeReference(x: Float32Array, T: number, nH: number, headDim: number, ropeDim: number, neox: boolean, cos: Float32Array, sin: Float32Array): void {
+  const half = ropeDim / 2;
+  const stride = neox ? 1 : 2;
+  const partner = neox ? half : 1;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nH; h++) {
+      const o = (t * nH + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const a = o + i * stride;
+        const b = a + partner;
+        const x0 = x[a];
+        const x1 = x[b];
+        const cs = cos[t * half + i];
+        const sn = sin[t * half + i];
+        x[a] = x0 * cs - x1 * sn;
+        x[b] = x0 * sn + x1 * cs;
+      }
+    }
+  }
+}
+
+export const copyRowsReference: CopyRows = (dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows) => {
+  for (let r = 0; r < nRows; r++) {
+    const d = dstOffset + r * dstStride;
+    const s = srcOffset + r * srcStride;
+    for (let i = 0; i < rowLen; i++) dst[d + i] = src[s + i];
+  }
+};
+
 export const referenceKernels: Kernels = {
   name: "typescript",
   matmul: matmulReference,
   attention: attentionReference,
+  rmsnorm: rmsnormReference,
+  swiglu: swigluReference,
+  add: addReference,
+  rope: ropeReference,
+  copyRows: copyRowsReference,
   setThreads: () => {},
 };

@@ -41,9 +41,23 @@ export interface AttentionArgs {
   out: Float32Array; // [T, nHeads, headDim]; a query row that sees no key gets zeros
 }
 
+/** Copies nRows rows of rowLen floats: dst[dstOffset + r * dstStride + i] = src[srcOffset + r * srcStride + i]. */
+export type CopyRows = (dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number) => void;
+
 export interface Kernels {
   readonly name: "native" | "typescript";
   matmul(a: MatmulArgs): void;
   attention(a: AttentionArgs): void;
+  /** y[t] = x[t] / rms(x[t]) * w for T rows of dim, as ggml: squares in f32 summed in double,
+   *  scale = 1 / sqrt(mean + eps) in f32, then (x * scale) * w. */
+  rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
+  /** gate[i] = silu(gate[i]) * up[i] for i < n, silu(g) = g / (1 + e^-g) in f32. */
+  swiglu(gate: Float32Array, up: Float32Array, n: number): void;
+  /** x[i] += y[i] for i < n. */
+  add(x: Float32Array, y: Float32Array, n: number): void;
+  /** Rotates the first ropeDim dims of each of nH heads of x [T, nH, headDim] by the angles of
+   *  cos / sin [T, ropeDim / 2]; neox pairs dims (i, i + ropeDim / 2), else (2i, 2i + 1). */
+  rope(x: Float32Array, T: number, nH: number, headDim: number, ropeDim: number, neox: boolean, cos: Float32Array, sin: Float32Array): void;
+  copyRows: CopyRows;
   setThreads(n: number): void;
 }

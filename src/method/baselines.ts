@@ -32,7 +32,7 @@ function* single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: 
   return {
     tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [], spans: [],
     prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
-    peakCacheBytes: 0, evictedByCalibration: 0,
+    peakCacheBytes: 0, keptKvBytes: 0, evictedByCalibration: 0,
   };
 }
 
@@ -122,6 +122,6 @@ function* streaming(model: Model, prompt: number[], o: ParallelCompOptions, hook
   return {
     tokens: g.tokens, nChunks: 1, chunkTokens: capacity, kept: [], scores: [], spans: [],
     prefillSeconds: t1 - t0 + g.prefillSeconds, decodeSeconds: g.decodeSeconds,
-    peakCacheBytes: cache.bytes(), evictedByCalibration: 0,
+    peakCacheBytes: cache.bytes(), keptKvBytes: cache.usedBytes(), evictedByCalibration: 0,
   };
 }

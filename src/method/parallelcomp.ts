@@ -86,6 +86,8 @@ export interface ParallelCompResult {
   prefillSeconds: number; // stage 0 + the query's prefill
   decodeSeconds: number;
   peakCacheBytes: number;
+  /** K and V bytes of the kept chunks' rows after stage 0 (what eviction shrinks). */
+  keptKvBytes: number;
   evictedByCalibration: number;
 }
 
@@ -166,6 +168,7 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
     yield;
   }
 
+  const keptKvBytes = cache.usedBytes();
   // Stage 1: kept chunks in document order; only the first keeps its BOS row.
   const inOrder = [...kept].sort((a, b) => a.index - b.index);
   inOrder.forEach((k, i) => {
@@ -214,6 +217,7 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
     prefillSeconds: stage0 + gen.prefillSeconds,
     decodeSeconds: gen.decodeSeconds,
     peakCacheBytes: peak,
+    keptKvBytes,
     evictedByCalibration,
   };
 }

@@ -10,6 +10,7 @@ import type { Batch } from "../engine/batch.js";
 import { sliceBatch } from "../engine/batch.js";
 import type { KvCache } from "../engine/kv-cache.js";
 import type { Kernels } from "../kernels/types.js";
+import { ropeReference } from "../kernels/reference.js";
 import { dequantizeRow } from "../tensor/quant.js";
 import { rowBytes } from "../gguf/types.js";
 import type { ModelConfig } from "./config.js";
@@ -60,18 +61,9 @@ export class Workspace {
   }
 }
 
-// ---- small ops (cheap next to matmul and attention, so they stay in TypeScript) ----
-
-/** y[t] = x[t] / rms(x[t]) * w, rms with eps; as ggml: sum of squares in double, scale in float. */
-export function rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void {
-  for (let t = 0; t < T; t++) {
-    const o = t * dim;
-    let ss = 0;
-    for (let i = 0; i < dim; i++) ss += x[o + i] * x[o + i];
-    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(ss / dim) + eps))));
-    for (let i = 0; i < dim; i++) y[o + i] = Math.fround(x[o + i] * scale) * w[i];
-  }
-}
+// ---- small ops: the RoPE tables and the biases stay in TypeScript; RMS norm, SwiGLU, RoPE,
+// the residual add and the cache append are kernels (src/kernels): in TypeScript they took
+// half of a prefill (SwiGLU's exp a third) ----
 
 /** RoPE angles per token and frequency, as ggml builds them: theta *= base^(-2/ropeDim) in f32. */
 export function ropeTables(c: ModelConfig, pos: Int32Array, T: number, ropeFreqs: Float32Array | null, cos: Float32Array, sin: Float32Array): void {
@@ -91,25 +83,7 @@ export function ropeTables(c: ModelConfig, pos: Int32Array, T: number, ropeFreqs
 
 /** Rotates the first ropeDim dims of each of nH heads of x: [T, nH, headDim]. */
 export function applyRope(c: ModelConfig, x: Float32Array, T: number, nH: number, cos: Float32Array, sin: Float32Array): void {
-  const half = c.ropeDim / 2;
-  // NORM pairs adjacent dims (2i, 2i+1); NEOX pairs (i, i + half).
-  const stride = c.ropeNeox ? 1 : 2;
-  const partner = c.ropeNeox ? half : 1;
-  for (let t = 0; t < T; t++) {
-    for (let h = 0; h < nH; h++) {
-      const o = (t * nH + h) * c.headDim;
-      for (let i = 0; i < half; i++) {
-        const a = o + i * stride;
-        const b = a + partner;
-        const x0 = x[a];
-        const x1 = x[b];
-        const cs = cos[t * half + i];
-        const sn = sin[t * half + i];
-        x[a] = x0 * cs - x1 * sn;
-        x[b] = x0 * sn + x1 * cs;
-      }
-    }
-  }
+  ropeReference(x, T, nH, c.headDim, c.ropeDim, c.ropeNeox, cos, sin);
 }
 
 /**
@@ -131,18 +105,6 @@ export function shiftKeys(c: ModelConfig, k: Float32Array, n: number, delta: num
 function addBias(x: Float32Array, b: Float32Array | null, T: number, n: number) {
   if (!b) return;
   for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) x[t * n + i] += b[i];
-}
-
-function addInto(x: Float32Array, y: Float32Array, n: number) {
-  for (let i = 0; i < n; i++) x[i] += y[i];
-}
-
-/** ggml's SwiGLU: gate <- silu(gate) * up, silu(x) = x / (1 + e^-x) in f32. */
-function swiglu(gate: Float32Array, up: Float32Array, n: number) {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i];
-    gate[i] = Math.fround(g / Math.fround(1 + Math.fround(Math.exp(-g)))) * up[i];
-  }
 }
 
 export function embed(w: Matrix, tokens: Int32Array, T: number, out: Float32Array): void {
@@ -199,15 +161,15 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
   for (let l = 0; l < c.nLayers; l++) {
     const L = W.layers[l];
     // --- attention ---
-    rmsnorm(ws.xn, ws.x, L.attnNorm, T, dim, c.rmsEps);
+    K.rmsnorm(ws.xn, ws.x, L.attnNorm, T, dim, c.rmsEps);
     mm(L.wq, ws.xn, ws.q, T);
     mm(L.wk, ws.xn, ws.k, T);
     mm(L.wv, ws.xn, ws.v, T);
     addBias(ws.q, L.bq, T, qDim);
     addBias(ws.k, L.bk, T, kvDim);
     addBias(ws.v, L.bv, T, kvDim);
-    applyRope(c, ws.q, T, nHeads, ws.cos, ws.sin);
-    applyRope(c, ws.k, T, nKvHeads, ws.cos, ws.sin);
+    K.rope(ws.q, T, nHeads, headDim, c.ropeDim, c.ropeNeox, ws.cos, ws.sin);
+    K.rope(ws.k, T, nKvHeads, headDim, c.ropeDim, c.ropeNeox, ws.cos, ws.sin);
     cache.append(l, ws.k, ws.v, b.seqId, b.pos, T);
     const attend = () => {
       const kv = cache.layers[l];
@@ -220,7 +182,7 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
     attend();
     if (opts.observer?.(l, ws.q, b, cache)) attend();
     mm(L.wo, ws.att, ws.tmp, T);
-    addInto(ws.x, ws.tmp, T * dim);
+    K.add(ws.x, ws.tmp, T * dim);
 
     if (l === c.nLayers - 1 && keep.length < T) {
       // Only rows that want logits continue (llama.cpp does the same with its output ids).
@@ -230,15 +192,15 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
     }
 
     // --- feed-forward ---
-    rmsnorm(ws.xn, ws.x, L.ffnNorm, rows, dim, c.rmsEps);
+    K.rmsnorm(ws.xn, ws.x, L.ffnNorm, rows, dim, c.rmsEps);
     mm(L.wGate, ws.xn, ws.gate, rows);
     mm(L.wUp, ws.xn, ws.up, rows);
-    swiglu(ws.gate, ws.up, rows * nFf);
+    K.swiglu(ws.gate, ws.up, rows * nFf);
     mm(L.wDown, ws.gate, ws.tmp, rows);
-    addInto(ws.x, ws.tmp, rows * dim);
+    K.add(ws.x, ws.tmp, rows * dim);
   }
   if (keep.length === 0) return 0;
-  rmsnorm(ws.xn, ws.x, W.outputNorm, rows, dim, c.rmsEps);
+  K.rmsnorm(ws.xn, ws.x, W.outputNorm, rows, dim, c.rmsEps);
   mm(W.output, ws.xn, logits, rows);
   return rows;
 }

@@ -35,7 +35,7 @@ export class Model {
   /** A KV cache shaped for this model. */
   newCache(opts: { nSeqMax?: number; capacity?: number } = {}): KvCache {
     const c = this.config;
-    return new KvCache(c.nLayers, c.nKvHeads, c.headDim, opts.nSeqMax ?? 64, opts.capacity ?? 256);
+    return new KvCache(c.nLayers, c.nKvHeads, c.headDim, opts.nSeqMax ?? 64, opts.capacity ?? 256, this.kernels.copyRows);
   }
 
   /** Runs a batch; returns logits [nWanted, nVocab] for the entries that want them. */

@@ -1,0 +1,155 @@
+// RMS norm, SwiGLU and the residual add (see ops.h).
+//
+// exp for SwiGLU: on x86 a vector exp (Cody-Waite reduction by ln 2, then the degree-5
+// polynomial of Cephes' expf, whose published coefficients are used here), within 2 ulp of
+// the exact value over the float range. ggml also uses its own vector exp there, so llama.cpp
+// and we both differ from libm's expf by a few ulp. The scalar path (other CPUs) uses expf.
+#include "ops.h"
+
+#include <math.h>
+
+#if PC_HAVE_X86_SIMD
+#include <immintrin.h>
+#endif
+
+void pc_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t dim, float eps) {
+    for (int64_t t = 0; t < T; t++) {
+        const float *xt = x + t * dim;
+        float *yt = y + t * dim;
+        double sum = 0;
+        for (int64_t i = 0; i < dim; i++) sum += (double)(xt[i] * xt[i]);
+        const float mean = (float)(sum / (double)dim);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < dim; i++) yt[i] = (xt[i] * scale) * w[i];
+    }
+}
+
+void pc_add(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void pc_rope(float *x, int64_t T, int64_t nH, int64_t headDim, int64_t ropeDim, int neox, const float *cos,
+             const float *sin) {
+    const int64_t half = ropeDim / 2;
+    const int64_t stride = neox ? 1 : 2, partner = neox ? half : 1;
+    for (int64_t t = 0; t < T; t++) {
+        const float *ct = cos + t * half, *st = sin + t * half;
+        for (int64_t h = 0; h < nH; h++) {
+            float *xh = x + (t * nH + h) * headDim;
+            for (int64_t i = 0; i < half; i++) {
+                float *a = xh + i * stride, *b = a + partner;
+                const double x0 = *a, x1 = *b, c = ct[i], s = st[i];
+                *a = (float)(x0 * c - x1 * s);
+                *b = (float)(x0 * s + x1 * c);
+            }
+        }
+    }
+}
+
+void pc_copy_rows(float *dst, int64_t dstStride, const float *src, int64_t srcStride, int64_t rowLen, int64_t nRows) {
+    for (int64_t r = 0; r < nRows; r++) memcpy(dst + r * dstStride, src + r * srcStride, (size_t)rowLen * sizeof(float));
+}
+
+static void swiglu_scalar(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = (g / (1.0f + expf(-g))) * up[i];
+    }
+}
+
+#if PC_HAVE_X86_SIMD
+// Cephes expf: exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts),
+// exp(r) = 1 + r + r^2 * P(r).
+#define EXP_HI 88.3762626647949f   // above: +inf
+#define EXP_LO -87.3365447505531f  // below: 0 (the exact value is subnormal)
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
+/** exp for x in [EXP_LO, EXP_HI]. */
+PC_TARGET_AVX512 PC_INLINE __m512 exp512(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C1), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C2), r);
+    __m512 p = _mm512_set1_ps(EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    // 2^n by building the exponent field; n in [-126, 127] inside [EXP_LO, EXP_HI].
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+PC_TARGET_AVX512 static void swiglu_avx512(float *gate, const float *up, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        // exp of the clamped argument (a valid exponent field), then the lanes outside the
+        // range set to +inf / 0 from the argument itself.
+        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        const __m512 u = _mm512_maskz_loadu_ps(m, up + i);
+        const __m512 ng = _mm512_sub_ps(_mm512_setzero_ps(), g);
+        const __m512 c = _mm512_max_ps(_mm512_min_ps(ng, _mm512_set1_ps(EXP_HI)), _mm512_set1_ps(EXP_LO));
+        __m512 e = exp512(c);
+        e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ng, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ), e, _mm512_set1_ps(INFINITY));
+        e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ng, _mm512_set1_ps(EXP_LO), _CMP_LT_OQ), e, _mm512_setzero_ps());
+        const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, u));
+    }
+}
+
+/** exp for x in [EXP_LO, EXP_HI]. */
+PC_TARGET_AVX2 PC_INLINE __m256 exp256(__m256 x) {
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C2), r);
+    __m256 p = _mm256_set1_ps(EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+PC_TARGET_AVX2 static void swiglu_avx2(float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 ng = _mm256_sub_ps(_mm256_setzero_ps(), g);
+        const __m256 c = _mm256_max_ps(_mm256_min_ps(ng, _mm256_set1_ps(EXP_HI)), _mm256_set1_ps(EXP_LO));
+        __m256 e = exp256(c);
+        e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(ng, _mm256_set1_ps(EXP_HI), _CMP_GT_OQ));
+        e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(ng, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    if (i < n) {
+        // The tail goes through the same vector code on a padded copy (same rounding as the body).
+        float g[8] = {0}, u[8] = {0};
+        memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+        swiglu_avx2(g, u, 8);
+        memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    }
+}
+#endif
+
+void pc_swiglu(float *gate, const float *up, int64_t n) {
+#if PC_HAVE_X86_SIMD
+    if (pc_isa >= PC_ISA_AVX512) return swiglu_avx512(gate, up, n);
+    if (pc_isa >= PC_ISA_AVX2) return swiglu_avx2(gate, up, n);
+#endif
+    swiglu_scalar(gate, up, n);
+}

@@ -1,0 +1,130 @@
+// The sections of `parallelcomp bench` beyond the engine rows (bench.ts): the matmul kernel
+// against OpenBLAS, long inputs against llama.cpp, and the paper's batching and memory headline.
+// Every row is a ratio measured side by side in the same run, with the issue's target.
+
+import { GgmlType } from "../gguf/types.js";
+import { loadNativeKernels } from "../kernels/native.js";
+import { loadModel } from "../model/model.js";
+import { resolveOptions, PRESETS } from "../method/options.js";
+import { runMethod } from "../method/baselines.js";
+import { llamaCppSpeed } from "./llama-cpp.js";
+import { benchModel, type BenchRow } from "./bench.js";
+import { longRun, randomRequest } from "./long.js";
+
+/** Times fn: one warm-up call, then calls for about `ms` (at least 3); the best time in ms. */
+function best(fn: () => void, ms = 1500): number {
+  fn();
+  let bestMs = Infinity;
+  const start = performance.now();
+  for (let n = 0; n < 3 || performance.now() - start < ms; n++) {
+    const t0 = performance.now();
+    fn();
+    bestMs = Math.min(bestMs, performance.now() - t0);
+  }
+  return bestMs;
+}
+
+/** Our F32 matmul against OpenBLAS's sgemm (loaded with dlopen if installed) on n x n x n. */
+export function kernelRows(threads: number, n = 1024, blasLib = "libopenblas.so.0"): BenchRow[] {
+  const native = loadNativeKernels();
+  if ("error" in native) throw new Error(`the kernel comparison needs the native addon: ${native.error}`);
+  const k = native.kernels;
+  k.setThreads(threads);
+  const r = (() => { let s = 12345; return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1; })();
+  const w = Float32Array.from({ length: n * n }, r);
+  const x = Float32Array.from({ length: n * n }, r);
+  const ours = new Float32Array(n * n);
+  const theirs = new Float32Array(n * n);
+  const flops = 2 * n * n * n;
+  const oursMs = best(() => k.matmul({ w: new Uint8Array(w.buffer), type: GgmlType.F32, nOut: n, nIn: n, x, T: n, y: ours }));
+  let blasMs: number | null = null;
+  let note = "";
+  try {
+    blasMs = best(() => k.blasSgemm(blasLib, x, w, theirs, n, n, n, threads));
+    let maxErr = 0, maxRef = 0;
+    for (let i = 0; i < n * n; i++) {
+      maxErr = Math.max(maxErr, Math.abs(ours[i] - theirs[i]));
+      maxRef = Math.max(maxRef, Math.abs(theirs[i]));
+    }
+    if (maxErr > 1e-4 * maxRef) throw new Error(`our matmul and sgemm disagree: max error ${maxErr} of ${maxRef}`);
+  } catch (e) {
+    if ((e as Error).message.startsWith("our matmul")) throw e;
+    note = `OpenBLAS not measured: ${(e as Error).message} (apt-get install libopenblas0)`;
+  }
+  const gf = (ms: number) => flops / (ms * 1e6);
+  return [{
+    what: `matmul F32 ${n}^3 GFLOP/s`, ours: gf(oursMs), reference: blasMs === null ? null : gf(blasMs),
+    referenceName: "OpenBLAS sgemm", ratio: blasMs === null ? null : blasMs / oursMs, target: { min: 0.6 }, note,
+  }];
+}
+
+/**
+ * Long inputs on the SmolLM2-135M shape: ParallelComp over `long` tokens end to end against
+ * llama.cpp's plain prefill of the same number of tokens, and ParallelComp's peak RSS at `big`
+ * against `small` tokens (each run its own process).
+ */
+export async function longRows(o: { threads: number; long: number; small: number; big: number; llamaCpp: boolean; log: (s: string) => void }): Promise<BenchRow[]> {
+  const file = benchModel("smollm2-135m", GgmlType.F16);
+  const rows: BenchRow[] = [];
+  const pc = await longRun({ model: file, tokens: o.long, threads: o.threads, preset: "default" });
+  o.log(`  parallelcomp ${o.long} tokens: ${pc.seconds.toFixed(1)} s end to end (${pc.chunks} chunks of ${pc.chunkTokens}), peak RSS ${pc.peakRssMiB.toFixed(0)} MiB`);
+  let ref: number | null = null;
+  if (o.llamaCpp) {
+    const model = loadModel(file);
+    const prompt = randomRequest(model.config.nVocab, o.long, 0).context;
+    model.close();
+    // llama.cpp's own default batch of 2048 tokens (a 32K batch would only cost it memory).
+    const s = await llamaCppSpeed(file, prompt, 0, o.threads, 1, 2048);
+    ref = o.long / s.prefillTokensPerSecond;
+    o.log(`  llama.cpp prefill of ${o.long} tokens: ${ref.toFixed(1)} s`);
+  }
+  rows.push({
+    what: `${o.long / 1024}K tokens, seconds`, ours: pc.seconds, reference: ref, referenceName: "llama.cpp prefill",
+    ratio: ref === null ? null : ref / pc.seconds, target: { min: 4 },
+  });
+  const small = await longRun({ model: file, tokens: o.small, threads: o.threads, preset: "default" });
+  const big = await longRun({ model: file, tokens: o.big, threads: o.threads, preset: "default" });
+  o.log(`  parallelcomp ${o.small} tokens: peak RSS ${small.peakRssMiB.toFixed(0)} MiB (${small.seconds.toFixed(1)} s); ${o.big} tokens: ${big.peakRssMiB.toFixed(0)} MiB (${big.seconds.toFixed(1)} s, ${(o.big / big.seconds).toFixed(0)} tok/s)`);
+  rows.push({
+    what: `peak RSS MiB ${o.big / 1024}K vs ${o.small / 1024}K`, ours: big.peakRssMiB, reference: small.peakRssMiB,
+    referenceName: `parallelcomp at ${o.small / 1024}K`, ratio: big.peakRssMiB / small.peakRssMiB, target: { max: 1.5 },
+  });
+  return rows;
+}
+
+/**
+ * The paper's headline, our way (SmolLM2-135M shape): stage 0 with `chunks` chunks of
+ * `chunkTokens` encoded in one parallel batch against one chunk at a time, and how many chunks'
+ * KV fit in `budgetMiB` with and without SnapKV compression (the compress preset's capacity).
+ */
+export function batchingRows(o: { threads: number; chunks: number; chunkTokens: number; budgetMiB: number; model?: string }): BenchRow[] {
+  const model = loadModel(o.model ?? benchModel("smollm2-135m", GgmlType.F16), { threads: o.threads });
+  try {
+    const req = randomRequest(model.config.nVocab, o.chunks * o.chunkTokens, 24);
+    const run = (preset: string, over: Record<string, number>) => runMethod("parallelcomp", model, req, resolveOptions(preset, { chunkTokens: o.chunkTokens, maxTokens: 1, ...over }));
+    const rate = (parallel: number) => {
+      let bestRate = 0;
+      for (let i = 0; i < 2; i++) bestRate = Math.max(bestRate, req.context.length / run("default", { topK: 1, maxParallelChunks: parallel }).prefillSeconds);
+      return bestRate;
+    };
+    const batched = rate(o.chunks);
+    const serial = rate(1);
+    const plain = run("default", { topK: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
+    const compressed = run("compress", { topK: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
+    const budget = o.budgetMiB * 2 ** 20;
+    const fit = (perChunk: number) => Math.floor(budget / perChunk);
+    const capacity = PRESETS.compress.eviction.capacity;
+    return [
+      {
+        what: `stage 0 tok/s, ${o.chunks} x ${o.chunkTokens} in 1 batch`, ours: batched, reference: serial, referenceName: "1 chunk at a time",
+        ratio: batched / serial, target: null,
+      },
+      {
+        what: `chunks in ${o.budgetMiB} MiB of KV`, ours: fit(compressed), reference: fit(plain), referenceName: "without compression",
+        ratio: plain / compressed, target: null, note: `SnapKV capacity ${capacity}: ${(compressed / 2 ** 20).toFixed(2)} vs ${(plain / 2 ** 20).toFixed(2)} MiB per chunk of ${o.chunkTokens}`,
+      },
+    ];
+  } finally {
+    model.close();
+  }
+}
