@@ -76,6 +76,46 @@ QT_TARGET PC_INLINE __m256i QT_NAME(q5_high)(const uint8_t *qh4) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
+#if QT_VNNI
+/** Q8_0 x Q8_0 with VNNI: as tile_b32, without the sign trick. vpdpbusd wants unsigned x
+ *  signed bytes and does not saturate, so x is moved to unsigned (x + 128, an xor of the sign
+ *  bit) and the excess 128 * sum(w) is subtracted by starting the sum at -128 * sum(w), once
+ *  per weight block instead of one vpsignb per (row, token) pair. The scale products are
+ *  vector products of broadcasts made once per block. Same integers, same float operations,
+ *  so the same results as tile_b32. */
+QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_vnni)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
+                                                int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m256 acc[QT_RM][QT_RN];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
+    const int64_t K = nb * 32;
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        __m256i wq[QT_RM], corr[QT_RM];
+        __m256 dw[QT_RM];
+        for (int i = 0; i < RM; i++) {
+            const block_q8_0 *blk = (const block_q8_0 *)(w + i * row_bytes) + b;
+            wq[i] = _mm256_loadu_si256((const __m256i *)blk->qs);
+            corr[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, wq[i]));
+            dw[i] = _mm256_set1_ps(QT_NAME(h2f)(blk->d));
+        }
+        for (int j = 0; j < RN; j++) {
+            const int64_t tj = t + j;
+            const __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a->qs + tj * K + b * 32)), bias);
+            const __m256 dx = _mm256_set1_ps(a->d[tj * nb + b]);
+            for (int i = 0; i < RM; i++) {
+                const __m256i p = _mm256_dpbusd_epi32(corr[i], xu, wq[i]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[i], dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+}
+#endif
+
 /** Tile: y[j * ldy + i] = dot(w row i, token t + j), i < RM, j < RN.
  *  w: RM rows of nb 32-value blocks of wtype, row_bytes apart; a: Q8_0 activations (Q8_1 for
  *  Q4_1 / Q5_1); y: [RN, ldy]. */
@@ -308,7 +348,11 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K)(int RM, int RN, const uint8_t *w, si
         }                                                                                          \
     }
 
+#if QT_VNNI
+#define CALL_Q8_0(RM, RN) QT_NAME(tile_q8_0_vnni)(RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#else
 #define CALL_Q8_0(RM, RN) QT_NAME(tile_b32)(PC_Q8_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#endif
 #define CALL_Q4_0(RM, RN) QT_NAME(tile_b32)(PC_Q4_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #define CALL_Q5_0(RM, RN) QT_NAME(tile_b32)(PC_Q5_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #define CALL_Q4_1(RM, RN) QT_NAME(tile_b32)(PC_Q4_1, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)

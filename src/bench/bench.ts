@@ -93,7 +93,7 @@ export function verdict(r: BenchRow): string {
   return ok ? "met" : "MISSED";
 }
 
-const num = (x: number | null) => (x === null ? "-" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const num = (x: number | null) => (x === null ? "-" : x >= 100 || Number.isInteger(x) ? x.toFixed(0) : x.toFixed(1));
 
 export function formatRow(r: BenchRow): string {
   const target = !r.target ? "" : r.target.min !== undefined ? `>= ${r.target.min}x` : `<= ${r.target.max}x`;
