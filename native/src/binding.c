@@ -1,5 +1,6 @@
-// N-API bindings (plain node_api.h). Every entry point takes a global lock: the thread pool
-// and the scratch buffers are process-wide, and Node worker threads may load the addon too.
+// N-API bindings (plain node_api.h). Every entry point that uses the thread pool, the scratch
+// buffers or the chosen ISA takes a global lock: they are process-wide, and Node worker threads
+// may load the addon too. rmsnorm, add, rope and copyRows touch only their arguments.
 //
 // JS API (positional arguments; src/kernels/native.ts wraps it and validates first):
 //   matmul(w: Uint8Array, type, nOut, nIn, x: Float32Array, T, y: Float32Array): void

@@ -73,41 +73,6 @@ static void swiglu_scalar(float *gate, const float *up, int64_t n) {
 #define EXP_P5 5.0000001201e-1f
 
 /** exp for x in [EXP_LO, EXP_HI]. */
-PC_TARGET_AVX512 PC_INLINE __m512 exp512(__m512 x) {
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C1), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C2), r);
-    __m512 p = _mm512_set1_ps(EXP_P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    // 2^n by building the exponent field; n in [-126, 127] inside [EXP_LO, EXP_HI].
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
-PC_TARGET_AVX512 static void swiglu_avx512(float *gate, const float *up, int64_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        // exp of the clamped argument (a valid exponent field), then the lanes outside the
-        // range set to +inf / 0 from the argument itself.
-        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-        const __m512 u = _mm512_maskz_loadu_ps(m, up + i);
-        const __m512 ng = _mm512_sub_ps(_mm512_setzero_ps(), g);
-        const __m512 c = _mm512_max_ps(_mm512_min_ps(ng, _mm512_set1_ps(EXP_HI)), _mm512_set1_ps(EXP_LO));
-        __m512 e = exp512(c);
-        e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ng, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ), e, _mm512_set1_ps(INFINITY));
-        e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ng, _mm512_set1_ps(EXP_LO), _CMP_LT_OQ), e, _mm512_setzero_ps());
-        const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
-        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, u));
-    }
-}
-
-/** exp for x in [EXP_LO, EXP_HI]. */
 PC_TARGET_AVX2 PC_INLINE __m256 exp256(__m256 x) {
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), x);
@@ -148,7 +113,9 @@ PC_TARGET_AVX2 static void swiglu_avx2(float *gate, const float *up, int64_t n) 
 
 void pc_swiglu(float *gate, const float *up, int64_t n) {
 #if PC_HAVE_X86_SIMD
-    if (pc_isa >= PC_ISA_AVX512) return swiglu_avx512(gate, up, n);
+    // One 256-bit version for AVX2 and AVX-512 CPUs: a 512-bit copy measured 0.22 against 0.35 ms
+    // per layer of a 512-token prefill (SmolLM2 shape), 0.6% of the prefill, not worth a second
+    // copy of the code.
     if (pc_isa >= PC_ISA_AVX2) return swiglu_avx2(gate, up, n);
 #endif
     swiglu_scalar(gate, up, n);

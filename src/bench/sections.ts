@@ -7,6 +7,7 @@ import { loadNativeKernels } from "../kernels/native.js";
 import { loadModel } from "../model/model.js";
 import { resolveOptions, PRESETS } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
+import { rng } from "../generate/sampler.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 import { benchModel, type BenchRow } from "./bench.js";
 import { longRun, randomRequest } from "./long.js";
@@ -30,26 +31,29 @@ export function kernelRows(threads: number, n = 1024, blasLib = "libopenblas.so.
   if ("error" in native) throw new Error(`the kernel comparison needs the native addon: ${native.error}`);
   const k = native.kernels;
   k.setThreads(threads);
-  const r = (() => { let s = 12345; return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1; })();
+  const random = rng(12345);
+  const r = () => random() * 2 - 1;
   const w = Float32Array.from({ length: n * n }, r);
   const x = Float32Array.from({ length: n * n }, r);
+  const wBytes = new Uint8Array(w.buffer);
   const ours = new Float32Array(n * n);
   const theirs = new Float32Array(n * n);
   const flops = 2 * n * n * n;
-  const oursMs = best(() => k.matmul({ w: new Uint8Array(w.buffer), type: GgmlType.F32, nOut: n, nIn: n, x, T: n, y: ours }));
+  const oursMs = best(() => k.matmul({ w: wBytes, type: GgmlType.F32, nOut: n, nIn: n, x, T: n, y: ours }));
   let blasMs: number | null = null;
   let note = "";
   try {
     blasMs = best(() => k.blasSgemm(blasLib, x, w, theirs, n, n, n, threads));
+  } catch (e) {
+    note = `OpenBLAS not measured: ${(e as Error).message} (apt-get install libopenblas0)`;
+  }
+  if (blasMs !== null) {
     let maxErr = 0, maxRef = 0;
     for (let i = 0; i < n * n; i++) {
       maxErr = Math.max(maxErr, Math.abs(ours[i] - theirs[i]));
       maxRef = Math.max(maxRef, Math.abs(theirs[i]));
     }
     if (maxErr > 1e-4 * maxRef) throw new Error(`our matmul and sgemm disagree: max error ${maxErr} of ${maxRef}`);
-  } catch (e) {
-    if ((e as Error).message.startsWith("our matmul")) throw e;
-    note = `OpenBLAS not measured: ${(e as Error).message} (apt-get install libopenblas0)`;
   }
   const gf = (ms: number) => flops / (ms * 1e6);
   return [{
