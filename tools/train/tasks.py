@@ -60,7 +60,7 @@ assert len(set(NEEDLE_NAMES)) == len(NEEDLE_NAMES) >= 50
 # and values, so a 128-512-byte object holds 2-15 pairs. With UUIDs only 3-4 pairs fit in the
 # window and copying any value already scores 25-33%: after 27M tokens the model still picked a
 # value at chance. Many short pairs make matching the key the only way to lower the loss.
-TASKS = ("passkey", "number_string", "kv_retrieval", "kv_short")
+TASKS = ("passkey", "number_string", "kv_retrieval", "kv_short", "kv_multi")
 
 # loss weights
 W_CONTEXT = 1.0
@@ -405,7 +405,62 @@ def kv_short_sample(rng, length, p_instruction=0.5):
                         {"value": v, "key": k})
 
 
+def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None):
+    """Associative recall with many queries per sample (added 2026-12-02, warm start from the
+    bundled run): an object of short hex keys and values (4-12 digits, one length per sample),
+    then several rounds of the kv_retrieval question, each answered and closed with EOS:
+
+        {"k1": "v1", ...}\n\nKey: "k3"\nThe value ... is: v3<EOS>\n\nKey: "k1"\n... v1<EOS>
+
+    One kv_retrieval sample teaches key matching once (its first value byte); a multi-query
+    sample teaches it 3-6 times in the same tokens, as the associative-recall benchmarks do.
+    Keys are asked without repeats; the question's key bytes are weighted as context."""
+    if n_hex is None:
+        n_hex = rng.randint(4, 12)
+    hexs = lambda: "".join(rng.choice("0123456789abcdef") for _ in range(n_hex))
+    instruction = KV_INSTRUCTION if rng.random() < p_instruction else ""
+    round_len = len(("\n\n" + kv_question("0" * n_hex) + "\n" + KV_ANSWER_PREFIX + " " + "0" * n_hex).encode()) + 1
+    pair_len = len(kv_pair_text("0" * n_hex, "0" * n_hex)) + 2
+    head = _b(instruction + "\n\n") if instruction else []
+    budget = length - 1 - len(head)
+    n_pairs = max(2, min(int(budget * rng.uniform(0.35, 0.65)), budget - round_len) // pair_len)
+    n_rounds = min(n_pairs, (budget - (n_pairs * pair_len)) // round_len)
+    if n_rounds < 1:
+        if instruction:
+            return kv_multi_sample(rng, length, 0.0, n_hex)
+        if n_hex > 4:
+            return kv_multi_sample(rng, length, 0.0, n_hex - 2)
+        raise ValueError(f"kv_multi does not fit in {length} tokens")
+    pairs, keys = [], set()
+    while len(pairs) < n_pairs:
+        k = hexs()
+        if k not in keys:
+            keys.add(k)
+            pairs.append((k, hexs()))
+    ctx = "{" + ", ".join(kv_pair_text(a, b) for a, b in pairs) + "}"
+    toks = [BOS_ID] + head + _b(ctx)
+    w = [0.0] + [W_CONTEXT] * (len(toks) - 1)
+    spans = []
+    q_span = None
+    for i, (k, v) in enumerate(rng.sample(pairs, n_rounds)):
+        q = _b("\n\n" + kv_question(k) + "\n" + KV_ANSWER_PREFIX)
+        q0 = len(toks)
+        toks += q
+        # the "\n\n" after an EOS is where a next round may or may not start: not learned
+        w += ([0.0, 0.0] if i else [W_CONTEXT] * 2) + [W_CONTEXT] * (len(q) - 2)
+        a0 = len(toks)
+        toks += _b(" " + v) + [EOS_ID]
+        w += [W_ANSWER] * (len(toks) - a0)
+        spans.append((a0, len(toks)))
+        if q_span is None:
+            q_span = (q0 + 2, a0)
+    assert len(toks) <= length, (len(toks), length)
+    return Sample("kv_multi", toks, w, q_span, spans[0], {"a_spans": spans, "n_pairs": n_pairs})
+
+
 def task_sample(rng, task, length):
+    if task == "kv_multi":
+        return kv_multi_sample(rng, length)
     if task == "induction":
         return induction_sample(rng, length)
     if task == "kv_retrieval":
@@ -419,7 +474,7 @@ def tasks_for_length(length):
     if length < 100:
         return ()
     if length < KV_MIN_LENGTH:
-        return ("passkey", "number_string", "kv_short")
+        return ("passkey", "number_string", "kv_short", "kv_multi")
     return TASKS
 
 

@@ -43,6 +43,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out-dir", default=os.path.join(HERE, "checkpoints"))
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/latest.pt")
+    p.add_argument("--init-from", default="",
+                   help="start from this checkpoint's weights (fresh optimizer, budget and data; the "
+                        "curriculum begins at its last stage); the model shape comes from the checkpoint")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-minutes", type=float, default=170.0,
                    help="total training budget (CPU minutes / threads), across resumes")
@@ -71,8 +74,9 @@ def parse_args(argv=None):
     p.add_argument("--tokens-per-step", type=int, default=8192)
     p.add_argument("--current-share", type=float, default=0.65,
                    help="share of task tokens at the current length (rest: shorter lengths)")
-    p.add_argument("--task-weights", default="1,1,1",
-                   help="relative weights of passkey, number_string, kv_retrieval rows (may change on resume)")
+    p.add_argument("--task-weights", default="1,1,1,1,1",
+                   help="relative weights of passkey, number_string, kv_retrieval, kv_short, kv_multi rows "
+                        "(may change on resume; a shorter list gives the missing tail weight 0)")
     p.add_argument("--induction-frac", type=float, default=0.15, help="share of rows that are induction")
     # evaluation / checkpoints
     p.add_argument("--eval-steps", type=int, default=50)
@@ -102,8 +106,8 @@ def collate(samples, length):
         assert k <= length + 1, (k, length)
         toks[i, :k] = torch.tensor(s.tokens)
         w[i, :k] = torch.tensor(s.weights)
-        a0, a1 = s.a_span
-        amask[i, a0:a1] = True
+        for a0, a1 in s.meta.get("a_spans", [s.a_span]):
+            amask[i, a0:a1] = True
     return toks[:, :-1], toks[:, 1:], w[:, 1:], amask[:, 1:]
 
 
@@ -307,10 +311,14 @@ class Trainer:
 
     def task_weights(self):
         """{task: weight} from --task-weights, or None for the uniform draw (the original run)."""
-        w = [float(x) for x in getattr(self.args, "task_weights", "1,1,1").split(",")]
-        if len(w) != len(T.TASKS) or min(w) < 0:
-            raise SystemExit(f"--task-weights needs {len(T.TASKS)} non-negative numbers, got {self.args.task_weights!r}")
-        return None if len(set(w)) == 1 else dict(zip(T.TASKS, w))
+        w = [float(x) for x in getattr(self.args, "task_weights", "1,1,1,1,1").split(",")]
+        if len(w) > len(T.TASKS) or min(w) < 0:
+            raise SystemExit(f"--task-weights needs up to {len(T.TASKS)} non-negative numbers "
+                             f"({', '.join(T.TASKS)}), got {self.args.task_weights!r}")
+        if len(w) == len(T.TASKS) and len(set(w)) == 1:
+            return None
+        # tasks added after a run's weights were written (the list's tail) get weight 0
+        return dict(zip(T.TASKS, w + [0.0] * (len(T.TASKS) - len(w))))
 
     # ---- main loop
     def run(self):
@@ -332,6 +340,19 @@ class Trainer:
             self.load(ck)
             self.log(f"# resume step={self.step} stage={self.stage} progress={self.progress_s / 60:.1f}m "
                      f"budget={a.max_minutes}m")
+        elif a.init_from:
+            ck = load_checkpoint(a.init_from)
+            self.fresh()
+            self.cfg = ModelConfig(**ck["model_config"])
+            self.model = ByteLlama(self.cfg)
+            self.model.load_state_dict(ck["model"])
+            self.opt = self.make_opt()
+            self.stage = len(self.lengths) - 1
+            self.history = [{"stage": self.stage, "step": 0, "progress_min": 0.0,
+                             "reason": f"init from {a.init_from} (step {ck['step']})"}]
+            self.log(f"# start {json.dumps(vars(a))}")
+            self.log(f"# init from {a.init_from}: step {ck['step']}, {ck['tokens'] / 1e6:.2f}M tokens, "
+                     f"model {json.dumps(self.cfg.to_dict())}")
         else:
             self.fresh()
             self.log(f"# start {json.dumps(vars(a))}")
