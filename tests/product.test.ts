@@ -58,6 +58,24 @@ test("ask() answers as the synchronous method does, reporting progress up to eve
   assert.equal(r.promptTokens, (req.bos === null ? 0 : 1) + req.header.length + req.context.length + req.query.length);
 });
 
+test("a 1M-token context is answered in bounded memory: the KV cache peaks as high as for 16K tokens", () => {
+  // The bundled model is byte-level: one token per byte, so the document's length is its token count.
+  const filler = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
+  const needle = "The pass key is 60317. Remember it. 60317 is the pass key. ";
+  const run = (tokens: number) => {
+    const reps = Math.ceil(tokens / filler.length);
+    const context = filler.repeat(Math.floor(reps * 0.6)) + needle + filler.repeat(reps - Math.floor(reps * 0.6));
+    const req = tokenizeRequest(tok, model.gguf, { context, question: "What is the pass key?", answerPrefix: "The pass key is" });
+    return { req, r: runMethod("parallelcomp", model, req, resolveOptions("retrieval", { maxTokens: 8 }), { boundary: boundaryOf(tok), stopTokens: tok.eogTokens }) };
+  };
+  const small = run(16384);
+  const big = run(1 << 20);
+  assert.ok(big.req.context.length >= 1 << 20, `${big.req.context.length} tokens`);
+  assert.ok(big.r.nChunks > 2000, `${big.r.nChunks} chunks`);
+  assert.equal(big.r.peakCacheBytes, small.r.peakCacheBytes);
+  assert.match(tok.decode(big.r.tokens, { skipSpecial: true }), /^ 60317/);
+});
+
 test("an AbortSignal stops ask() at the next batch of chunks", async () => {
   const ac = new AbortController();
   let after = 0;

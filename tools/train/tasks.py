@@ -405,7 +405,7 @@ def kv_short_sample(rng, length, p_instruction=0.5):
                         {"value": v, "key": k})
 
 
-def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None):
+def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None, p_repeat=0.5):
     """Associative recall with many queries per sample (added 2026-12-02, warm start from the
     bundled run): an object of short hex keys and values (4-12 digits, one length per sample),
     then several rounds of the kv_retrieval question, each answered and closed with EOS:
@@ -414,7 +414,9 @@ def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None):
 
     One kv_retrieval sample teaches key matching once (its first value byte); a multi-query
     sample teaches it 3-6 times in the same tokens, as the associative-recall benchmarks do.
-    Keys are asked without repeats; the question's key bytes are weighted as context."""
+    Keys are asked without repeats; the question's key bytes are weighted as context.
+    Half the rows (p_repeat, from step ~800 of the second run) ask in the repeat form instead:
+    the asked pairs again as an object, each value right after its key."""
     if n_hex is None:
         n_hex = rng.randint(4, 12)
     hexs = lambda: "".join(rng.choice("0123456789abcdef") for _ in range(n_hex))
@@ -427,9 +429,9 @@ def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None):
     n_rounds = min(n_pairs, (budget - (n_pairs * pair_len)) // round_len)
     if n_rounds < 1:
         if instruction:
-            return kv_multi_sample(rng, length, 0.0, n_hex)
+            return kv_multi_sample(rng, length, 0.0, n_hex, p_repeat)
         if n_hex > 4:
-            return kv_multi_sample(rng, length, 0.0, n_hex - 2)
+            return kv_multi_sample(rng, length, 0.0, n_hex - 2, p_repeat)
         raise ValueError(f"kv_multi does not fit in {length} tokens")
     pairs, keys = [], set()
     while len(pairs) < n_pairs:
@@ -441,6 +443,24 @@ def kv_multi_sample(rng, length, p_instruction=0.5, n_hex=None):
     toks = [BOS_ID] + head + _b(ctx)
     w = [0.0] + [W_CONTEXT] * (len(toks) - 1)
     spans = []
+    if rng.random() < p_repeat:
+        # the repeat form: asked pairs again as an object, the value right after its key
+        # (one-hop recall, as an induction head over the key's last bytes does it)
+        n_rep = min(n_pairs, (budget - len(ctx) - 4) // pair_len)
+        toks += _b("\n\n{")
+        w += [W_CONTEXT] * 3
+        for i, (k, v) in enumerate(rng.sample(pairs, n_rep)):
+            kt = _b(('", ' if i else "") + '"' + k + '": "')
+            toks += kt
+            w += [W_CONTEXT] * len(kt)
+            a0 = len(toks)
+            toks += _b(v)
+            w += [W_ANSWER] * n_hex
+            spans.append((a0, len(toks)))
+        toks += _b('"}') + [EOS_ID]
+        w += [W_CONTEXT] * 3
+        assert len(toks) <= length, (len(toks), length)
+        return Sample("kv_multi", toks, w, spans[0], spans[0], {"a_spans": spans, "n_pairs": n_pairs, "repeat": True})
     q_span = None
     for i, (k, v) in enumerate(rng.sample(pairs, n_rounds)):
         q = _b("\n\n" + kv_question(k) + "\n" + KV_ANSWER_PREFIX)
