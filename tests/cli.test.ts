@@ -91,6 +91,20 @@ test("ask --json reports answer, method, chunks kept with scores, timings and pe
   assert.ok(j.peakRssBytes > 10 * 2 ** 20);
 });
 
+test("ask says on stderr when the answer was cut at --max-tokens, and not when it ended", () => {
+  const context = "The grass is green. The sky is blue. ".repeat(40);
+  const cut = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-n", "2"], context);
+  assert.equal(cut.code, 0, cut.err);
+  assert.match(cut.err, /the answer was cut at 2 tokens \(--max-tokens\)/);
+  const j = JSON.parse(cli(["ask", "-m", model, "-q", "What colour is the sky?", "-n", "2", "--json"], context).out);
+  assert.equal(j.stoppedBy, "length");
+  // the bundled model answers the pass key and ends with EOS: no note
+  const ended = cli(["ask", "-q", "What is the pass key?", "-a", "The pass key is", "-n", "16"], "The sky is blue. The pass key is 40917. Remember it. 40917 is the pass key. Here we go.");
+  assert.equal(ended.code, 0, ended.err);
+  assert.match(ended.out, /^ 40917\n/);
+  assert.doesNotMatch(ended.err, /cut at/);
+});
+
 test("bad input: one clear error line each", () => {
   expectError(["generate", "-m", path.join(dir, "missing.gguf"), "-p", "x"], /^parallelcomp: missing\.gguf: cannot open/);
   expectError(["generate", "-m", model, "-p", "x", "--prompt-tokens", "1"], /exactly one of --prompt and --prompt-tokens/);

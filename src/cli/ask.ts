@@ -111,6 +111,8 @@ Examples:
         if (o.explain) console.log(explainLines(data).join("\n"));
         const r = result;
         process.stderr.write(`${r.contextTokens} context tokens in ${r.nChunks} chunks; kept ${r.keptChunks.map((k) => `#${k.index} (${k.score.toFixed(3)})`).join(", ") || "-"}; prefill ${r.timings.prefillSeconds.toFixed(1)} s, decode ${r.timings.decodeSeconds.toFixed(1)} s${o.report ? `; report in ${o.report}` : ""}\n`);
+        // A byte-level model spends a token per character: a UUID needs 37 of them.
+        if (r.stoppedBy === "length") process.stderr.write(`the answer was cut at ${o.maxTokens} tokens (--max-tokens); it may be longer\n`);
       } finally {
         model.close();
       }
