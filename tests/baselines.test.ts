@@ -26,6 +26,15 @@ test("full is plain generation over the whole input", () => {
   assert.deepEqual(runMethod("full", model, r, o).tokens, plain(r));
 });
 
+test("full reports the KV it held: every prompt and answer row, K and V, in F32 (counted by hand)", () => {
+  const r = req(300, 5);
+  const res = runMethod("full", model, r, o);
+  const c = model.config;
+  const rows = 1 + r.header.length + r.context.length + r.query.length + res.tokens.length - 1; // stopped at maxTokens: the last answer token is never fed back
+  assert.equal(res.keptKvBytes, rows * c.nLayers * c.nKvHeads * c.headDim * 2 * 4);
+  assert.ok(res.peakCacheBytes >= res.keptKvBytes);
+});
+
 test("truncate keeps the context's head and tail to fit the window, and is full when it fits", () => {
   const short = req(100, 3);
   assert.deepEqual(runMethod("truncate", model, short, o).tokens, plain(short));

@@ -25,14 +25,15 @@ function wholePrompt(req: TokenRequest, context: number[] = req.context): number
 /** A single-sequence run reported in ParallelComp's result shape (one "chunk": everything). */
 function* single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): Generator<void, ParallelCompResult> {
   hooks.onProgress?.({ chunksDone: 0, chunks: 1, tokensDone: 0, tokens: prompt.length });
+  const cache = model.newCache({ capacity: prompt.length + o.maxTokens });
   const g = yield* generateSteps(model, prompt, {
-    ...hooks.sampler, maxTokens: o.maxTokens, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
+    ...hooks.sampler, maxTokens: o.maxTokens, cache, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
     forward: ropeBase ? { ropeBase } : undefined,
   });
   return {
     tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [], spans: [],
     prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
-    peakCacheBytes: 0, keptKvBytes: 0, evictedByCalibration: 0,
+    peakCacheBytes: cache.bytes(), keptKvBytes: cache.usedBytes(), evictedByCalibration: 0,
   };
 }
 
