@@ -11,6 +11,7 @@ import { GgmlType, typeName } from "../src/gguf/types.js";
 import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/kernels/native.js";
 import type { AttentionArgs } from "../src/kernels/types.js";
 import { quantizeTensor } from "../src/tensor/quant.js";
+import { timeRuns as time } from "../src/bench/bench.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -25,20 +26,6 @@ function randomF32(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = r();
   return a;
-}
-
-/** Times fn: one warm-up call, then calls until ~1 s has passed (at least 3). */
-function time(fn: () => void): { best: number; median: number } {
-  fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < 1000 && times.length < 200)) {
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return { best: times[0], median: times[times.length >> 1] };
 }
 
 function fmt(flops: number, t: { best: number; median: number }): string {

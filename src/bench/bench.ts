@@ -36,6 +36,24 @@ export interface BenchRow {
 }
 
 /** The benchmark model, made once and kept in the temp folder (random weights, real shape). */
+/**
+ * Times `fn`: one warm-up call, then runs until at least 3 were timed and `minMs` have passed
+ * (at most `maxRuns`). The best run is the figure the benchmarks report (least disturbed by
+ * other load); the median says how noisy the machine was.
+ */
+export function timeRuns(fn: () => void, minMs = 1000, maxRuns = 200): { best: number; median: number } {
+  fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start < minMs && times.length < maxRuns)) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { best: times[0], median: times[times.length >> 1] };
+}
+
 export function benchModel(shape: string, type: GgmlType): string {
   const dir = path.join(os.tmpdir(), "parallelcomp-bench");
   fs.mkdirSync(dir, { recursive: true });

@@ -9,22 +9,10 @@ import { resolveOptions, PRESETS } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
 import { rng } from "../generate/sampler.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
-import { benchModel, type BenchRow } from "./bench.js";
+import { benchModel, timeRuns, type BenchRow } from "./bench.js";
 import { longRun, randomRequest } from "./long.js";
 
 /** Times fn: one warm-up call, then calls for about `ms` (at least 3); the best time in ms. */
-function best(fn: () => void, ms = 1500): number {
-  fn();
-  let bestMs = Infinity;
-  const start = performance.now();
-  for (let n = 0; n < 3 || performance.now() - start < ms; n++) {
-    const t0 = performance.now();
-    fn();
-    bestMs = Math.min(bestMs, performance.now() - t0);
-  }
-  return bestMs;
-}
-
 /** Our F32 matmul against OpenBLAS's sgemm (loaded with dlopen if installed) on n x n x n. */
 export function kernelRows(threads: number, n = 1024, blasLib = "libopenblas.so.0"): BenchRow[] {
   const native = loadNativeKernels();
@@ -39,11 +27,11 @@ export function kernelRows(threads: number, n = 1024, blasLib = "libopenblas.so.
   const ours = new Float32Array(n * n);
   const theirs = new Float32Array(n * n);
   const flops = 2 * n * n * n;
-  const oursMs = best(() => k.matmul({ w: wBytes, type: GgmlType.F32, nOut: n, nIn: n, x, T: n, y: ours }));
+  const oursMs = timeRuns(() => k.matmul({ w: wBytes, type: GgmlType.F32, nOut: n, nIn: n, x, T: n, y: ours }), 1500).best;
   let blasMs: number | null = null;
   let note = "";
   try {
-    blasMs = best(() => k.blasSgemm(blasLib, x, w, theirs, n, n, n, threads));
+    blasMs = timeRuns(() => k.blasSgemm(blasLib, x, w, theirs, n, n, n, threads), 1500).best;
   } catch (e) {
     note = `OpenBLAS not measured: ${(e as Error).message} (apt-get install libopenblas0)`;
   }
