@@ -201,13 +201,15 @@ test("calibration runs inside a request and evicts in the recipe's layers only",
   assert.ok(r.evictedByCalibration > 0, "a low threshold must evict something");
 });
 
-test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut", () => {
-  // token 1 ends a line, 2 a sentence, 3 a word: a line end 14 back beats a word end 1 back, a
-  // sentence end 5 back beats a word end 2 back, and a line end 19 back is out of reach.
-  const at: Record<number, number> = { 85: 1, 98: 3, 180: 2, 183: 3, 279: 1, 360: 1 };
-  const ctx = Array.from({ length: 500 }, (_, i) => at[i] ?? 0);
-  const kind = (t: number) => (t === 1 ? 4 : t === 2 ? 3 : t === 3 ? 1 : 0);
-  assert.deepEqual(chunkContext(ctx, 100, kind).map((s) => s.end), [86, 181, 280, 380, 480, 500]);
+test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut, else a clause end or better within 35%", () => {
+  // token 1 ends a line, 2 a sentence, 3 a word, 4 a clause: a line end 14 back beats a word end 1
+  // back, a sentence end 5 back beats a word end 2 back; with nothing within 15 back, a line end
+  // 19 back is taken; a clause end 29 back beats a word end 1 back (a JSON pair kept whole); a
+  // word end 20 back is not taken, nor anything 36 back.
+  const at: Record<number, number> = { 85: 1, 98: 3, 180: 2, 183: 3, 279: 1, 360: 1, 459: 3, 430: 4, 510: 3, 494: 4 };
+  const ctx = Array.from({ length: 600 }, (_, i) => at[i] ?? 0);
+  const kind = (t: number) => (t === 1 ? 4 : t === 2 ? 3 : t === 3 ? 1 : t === 4 ? 2 : 0);
+  assert.deepEqual(chunkContext(ctx, 100, kind).map((s) => s.end), [86, 181, 280, 361, 431, 531, 600]);
   assert.deepEqual(chunkContext(ctx.slice(0, 250), 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
 });
 
