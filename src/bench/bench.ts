@@ -35,7 +35,6 @@ export interface BenchRow {
   note?: string;
 }
 
-/** The benchmark model, made once and kept in the temp folder (random weights, real shape). */
 /**
  * Times `fn`: one warm-up call, then runs until at least 3 were timed and `minMs` have passed
  * (at most `maxRuns`). The best run is the figure the benchmarks report (least disturbed by
@@ -54,6 +53,7 @@ export function timeRuns(fn: () => void, minMs = 1000, maxRuns = 200): { best: n
   return { best: times[0], median: times[times.length >> 1] };
 }
 
+/** The benchmark model, made once and kept in the temp folder (random weights, real shape). */
 export function benchModel(shape: string, type: GgmlType): string {
   const dir = path.join(os.tmpdir(), "parallelcomp-bench");
   fs.mkdirSync(dir, { recursive: true });

@@ -12,7 +12,6 @@ import { llamaCppSpeed } from "./llama-cpp.js";
 import { benchModel, timeRuns, type BenchRow } from "./bench.js";
 import { longRun, randomRequest } from "./long.js";
 
-/** Times fn: one warm-up call, then calls for about `ms` (at least 3); the best time in ms. */
 /** Our F32 matmul against OpenBLAS's sgemm (loaded with dlopen if installed) on n x n x n. */
 export function kernelRows(threads: number, n = 1024, blasLib = "libopenblas.so.0"): BenchRow[] {
   const native = loadNativeKernels();

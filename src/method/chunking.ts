@@ -8,6 +8,7 @@
 // byte tokens, 29% of the bundled model's kv_retrieval chunk. Cut at a word end instead, the key
 // sat in one chunk and its value in the next in 8 of 50 samples at 16K tokens (the chunk that
 // predicts the question best then lacks the answer).
+
 /** How good a cut after this token is: 4 line end, 3 sentence end, 2 clause end, 1 word end, 0 none. */
 export type BoundaryOf = (token: number) => 0 | 1 | 2 | 3 | 4;
 
