@@ -3,7 +3,7 @@
 // return to the event loop between batches of chunks and between tokens, so an AbortSignal,
 // a server's sockets and timers are served while a long document is read.
 
-import type { Model } from "./model/model.js";
+import type { Engine } from "./engine/engine.js";
 import { METHODS, runMethodAsync, type Method } from "./method/baselines.js";
 import { PRESETS, resolveOptions, type ParallelCompOptions } from "./method/options.js";
 import type { Progress } from "./method/parallelcomp.js";
@@ -50,6 +50,8 @@ export interface AskResult {
   chunks: AskChunk[];
   timings: { tokenizeSeconds: number; prefillSeconds: number; decodeSeconds: number };
   peakRssBytes: number;
+  /** The engine that ran it: "native" or "llama.cpp", and its device (cpu, cuda, vulkan, metal). */
+  backend: { name: string; device: string };
 }
 
 /** Checks the options before any work: one error naming the first bad field. */
@@ -64,7 +66,7 @@ function resolve(o: AskOptions): { method: Method; options: ParallelCompOptions 
 }
 
 /** Answers a question over a document of any length. */
-export async function ask(model: Model, request: AskRequest, options: AskOptions = {}): Promise<AskResult> {
+export async function ask(model: Engine, request: AskRequest, options: AskOptions = {}): Promise<AskResult> {
   const { method, options: opts } = resolve(options);
   options.signal?.throwIfAborted();
   const t0 = performance.now();
@@ -96,6 +98,7 @@ export async function ask(model: Model, request: AskRequest, options: AskOptions
     chunks: r.spans.map((s, i) => ({ index: i, start: s.start, end: s.end, score: r.scores[i], kept: keptIndex.has(i) })),
     timings: { tokenizeSeconds, prefillSeconds: r.prefillSeconds, decodeSeconds: r.decodeSeconds },
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    backend: { name: model.backend.name, device: model.backend.device },
   };
 }
 
@@ -108,7 +111,7 @@ export interface AskStream extends AsyncIterable<string> {
  * Like `ask`, but yields the answer's text as it is generated. Leaving the loop early (break,
  * return, an exception) stops the run.
  */
-export function askStream(model: Model, request: AskRequest, options: AskOptions = {}): AskStream {
+export function askStream(model: Engine, request: AskRequest, options: AskOptions = {}): AskStream {
   const queue: string[] = [];
   let wake: (() => void) | null = null;
   let finished = false;

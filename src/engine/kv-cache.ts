@@ -10,6 +10,7 @@
 //   seqCopy(src, dst)        duplicate a sequence's rows under another id
 //   seqMove(src, dst)        relabel a sequence's rows (merges src into dst)
 //   setVisible(q, k)         let sequence q attend to the rows of sequence k
+//   seqShare(src, dst)       the engine interface's name for setVisible(dst, src)
 
 import type { CopyRows } from "../kernels/types.js";
 import { copyRowsReference } from "../kernels/reference.js";
@@ -264,6 +265,11 @@ export class KvCache {
     this.visible[querySeq * this.nSeqMax + keySeq] = on ? 1 : 0;
   }
 
+  /** Sequence `dst` attends to `src`'s rows (engine/engine.ts `SeqCache`). */
+  seqShare(src: number, dst: number): void {
+    this.setVisible(dst, src);
+  }
+
   /** Largest position held for `seq` in any layer and head, or -1. */
   seqPosMax(seq: number): number {
     let m = -1;
@@ -280,5 +286,10 @@ export class KvCache {
 
   clear(): void {
     for (const L of this.layers) L.nRows.fill(0);
+  }
+
+  /** The engine interface's end of a run: rows dropped; the buffers go with the cache object. */
+  free(): void {
+    this.clear();
   }
 }

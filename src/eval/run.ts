@@ -1,7 +1,7 @@
 // `parallelcomp eval`: accuracy of a method on a retrieval task at a given length, with chunk
 // recall (is the chunk holding the needle among the kept ones), prefill speed and peak memory.
 
-import type { Model } from "../model/model.js";
+import type { Engine } from "../engine/engine.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { runMethod, type Method } from "../method/baselines.js";
 import { resolveOptions, type ParallelCompOptions } from "../method/options.js";
@@ -41,7 +41,7 @@ export interface EvalResult {
   results: SampleResult[];
 }
 
-export function runEval(model: Model, tok: Tokenizer, o: EvalOptions, onSample?: (r: SampleResult, i: number) => void): EvalResult {
+export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?: (r: SampleResult, i: number) => void): EvalResult {
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new Error(`samples must be a positive integer, got ${o.samples}`);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
   // Room for the expected answer plus 8 tokens, measured in this tokenizer: a fixed 24 cut a

@@ -2,15 +2,14 @@
 // Prefill and decode speed are measured separately.
 
 import { sequenceBatch } from "../engine/batch.js";
-import type { KvCache } from "../engine/kv-cache.js";
-import type { Model } from "../model/model.js";
+import type { Engine, SeqCache } from "../engine/engine.js";
 import type { ForwardOptions } from "../model/forward.js";
 import { Sampler, type SamplerOptions } from "./sampler.js";
 
 export interface GenerateOptions extends SamplerOptions {
   maxTokens?: number; // default 64
   stopTokens?: Iterable<number>; // generation ends after emitting one of these (not included)
-  cache?: KvCache; // default: a fresh cache
+  cache?: SeqCache; // default: a fresh cache (freed at the end)
   seq?: number;
   /** First position of the prompt (default: after the sequence's last cached row). */
   pos0?: number;
@@ -35,7 +34,7 @@ export interface GenerateResult {
 const now = () => performance.now() / 1000;
 
 /** Generation run to the end at once. */
-export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
+export function generate(model: Engine, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
   return drain(generateSteps(model, prompt, o));
 }
 
@@ -43,7 +42,7 @@ export function generate(model: Model, prompt: ArrayLike<number>, o: GenerateOpt
  * Generation as steps: it yields after the prefill and after every token, so an async driver
  * (`drainAsync`) can let other work (a server's sockets, a cancellation) in between.
  */
-export function* generateSteps(model: Model, prompt: ArrayLike<number>, o: GenerateOptions = {}): Generator<void, GenerateResult> {
+export function* generateSteps(model: Engine, prompt: ArrayLike<number>, o: GenerateOptions = {}): Generator<void, GenerateResult> {
   if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token");
   const maxTokens = o.maxTokens ?? 64;
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${maxTokens}`);
@@ -51,7 +50,14 @@ export function* generateSteps(model: Model, prompt: ArrayLike<number>, o: Gener
   const stop = new Set(o.stopTokens ?? []);
   const seq = o.seq ?? 0;
   const cache = o.cache ?? model.newCache({ capacity: prompt.length + maxTokens });
+  try {
+    return yield* decodeSteps(model, cache, prompt, maxTokens, seq, sampler, stop, o);
+  } finally {
+    if (!o.cache) cache.free();
+  }
+}
 
+function* decodeSteps(model: Engine, cache: SeqCache, prompt: ArrayLike<number>, maxTokens: number, seq: number, sampler: Sampler, stop: Set<number>, o: GenerateOptions): Generator<void, GenerateResult> {
   const t0 = now();
   let pos = o.pos0 ?? cache.seqPosMax(seq) + 1;
   let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), { ...o.forward, ...o.prefill });

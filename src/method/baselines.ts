@@ -9,7 +9,7 @@
 import { sequenceBatch } from "../engine/batch.js";
 import { abortError, drain, drainAsync, generateSteps } from "../generate/generate.js";
 import { shiftKeys } from "../model/forward.js";
-import type { Model } from "../model/model.js";
+import { layerAccess, type Engine } from "../engine/engine.js";
 import { chunkBudget, parallelCompSteps, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
 import type { ParallelCompOptions } from "./options.js";
 
@@ -23,22 +23,26 @@ function wholePrompt(req: TokenRequest, context: number[] = req.context): number
 }
 
 /** A single-sequence run reported in ParallelComp's result shape (one "chunk": everything). */
-function* single(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): Generator<void, ParallelCompResult> {
+function* single(model: Engine, prompt: number[], o: ParallelCompOptions, hooks: RunHooks, ropeBase?: number): Generator<void, ParallelCompResult> {
   hooks.onProgress?.({ chunksDone: 0, chunks: 1, tokensDone: 0, tokens: prompt.length });
   const cache = model.newCache({ capacity: prompt.length + o.maxTokens });
-  const g = yield* generateSteps(model, prompt, {
-    ...hooks.sampler, maxTokens: o.maxTokens, cache, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
-    forward: ropeBase ? { ropeBase } : undefined,
-  });
-  return {
-    tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [], spans: [],
-    prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
-    peakCacheBytes: cache.bytes(), keptKvBytes: cache.usedBytes(), evictedByCalibration: 0,
-  };
+  try {
+    const g = yield* generateSteps(model, prompt, {
+      ...hooks.sampler, maxTokens: o.maxTokens, cache, stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
+      forward: ropeBase ? { ropeBase } : undefined,
+    });
+    return {
+      tokens: g.tokens, nChunks: 1, chunkTokens: prompt.length, kept: [], scores: [], spans: [],
+      prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
+      peakCacheBytes: cache.bytes(), keptKvBytes: cache.usedBytes(), evictedByCalibration: 0,
+    };
+  } finally {
+    cache.free();
+  }
 }
 
 /** A method run to the end at once. */
-export function runMethod(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+export function runMethod(method: Method, model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
   return drain(runMethodSteps(method, model, req, o, hooks));
 }
 
@@ -46,11 +50,11 @@ export function runMethod(method: Method, model: Model, req: TokenRequest, o: Pa
  * A method run that returns to the event loop after every batch of chunks and every answer
  * token; `hooks.signal` aborts it there with the signal's reason.
  */
-export function runMethodAsync(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Promise<ParallelCompResult> {
+export function runMethodAsync(method: Method, model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Promise<ParallelCompResult> {
   return drainAsync(runMethodSteps(method, model, req, o, hooks), hooks.signal);
 }
 
-export function* runMethodSteps(method: Method, model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
+export function* runMethodSteps(method: Method, model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
   if (req.context.length === 0) throw new Error("the context is empty");
   if (req.query.length === 0) throw new Error("the question is empty");
   const c = model.config;
@@ -73,9 +77,10 @@ export function* runMethodSteps(method: Method, model: Model, req: TokenRequest,
     case "ntk": {
       // Dynamic NTK (as in Hugging Face transformers' "dynamic" rope scaling, factor 1):
       // base' = base * (L / L_train) ^ (d / (d - 2)) once the input L exceeds the trained length.
+      const lc = layerAccess(model, "NTK RoPE scaling (a RoPE base per pass)").config;
       const L = wholePrompt(req).length + o.maxTokens;
       const scale = Math.max(1, L / c.nCtxTrain);
-      return yield* single(model, wholePrompt(req), o, hooks, c.ropeBase * Math.pow(scale, c.ropeDim / (c.ropeDim - 2)));
+      return yield* single(model, wholePrompt(req), o, hooks, lc.ropeBase * Math.pow(scale, lc.ropeDim / (lc.ropeDim - 2)));
     }
     case "streaming":
       return yield* streaming(model, wholePrompt(req), o, hooks);
@@ -87,14 +92,15 @@ export function* runMethodSteps(method: Method, model: Model, req: TokenRequest,
  * tokens; positions are those inside the cache, so when old rows leave, the rest shift down
  * (their keys are re-rotated). Prefill runs in steps so the cache never exceeds the window.
  */
-function* streaming(model: Model, prompt: number[], o: ParallelCompOptions, hooks: RunHooks): Generator<void, ParallelCompResult> {
-  const c = model.config;
+function* streaming(model: Engine, prompt: number[], o: ParallelCompOptions, hooks: RunHooks): Generator<void, ParallelCompResult> {
+  const layers = layerAccess(model, "StreamingLLM (it re-rotates cached keys)");
+  const c = layers.config;
   const SINKS = 4;
   const STEP = 256;
   const capacity = c.nCtxTrain - o.maxTokens; // rows held before the answer
   if (capacity < SINKS + STEP) throw new Error(`window ${c.nCtxTrain} too small for streaming with ${o.maxTokens} answer tokens`);
-  const cache = model.newCache({ nSeqMax: 1, capacity });
-  const rotate = (k: Float32Array, delta: number) => shiftKeys(c, k, 1, delta, model.weights.ropeFreqs);
+  const cache = layers.cache(model.newCache({ nSeqMax: 1, capacity }));
+  const rotate = (k: Float32Array, delta: number) => shiftKeys(c, k, 1, delta, layers.ropeFreqs);
   const t0 = now();
   let rows = 0;
   const makeRoom = (n: number) => {

@@ -3,12 +3,15 @@
 // query's mean negative log-likelihood; a bounded queue keeps the topK most relevant and frees the
 // others at once. Stage 1: the question, as a sequence that sees every kept chunk, is prefilled at
 // positions starting at the longest kept chunk's length, then the answer is decoded.
-// Everything goes through the engine's batch (positions, sequence ids) and cache (rows, visibility).
+// Everything goes through the engine interface (engine/engine.ts): batches with positions and
+// sequence ids, logits of chosen rows, and cache verbs (remove a sequence's rows, share them).
+// SnapKV, calibration and the attention analysis also need the engine's layers (`layerAccess`).
 
 import { batchAdd, emptyBatch, type Batch } from "../engine/batch.js";
 import type { KvCache } from "../engine/kv-cache.js";
+import { layerAccess, type Engine, type SeqCache } from "../engine/engine.js";
 import { layerAttentionProbs } from "../engine/attention-probs.js";
-import type { Model } from "../model/model.js";
+import type { ModelConfig } from "../model/config.js";
 import type { AttentionObserver } from "../model/forward.js";
 import { abortError, drain, generateSteps } from "../generate/generate.js";
 import type { SamplerOptions } from "../generate/sampler.js";
@@ -109,12 +112,12 @@ function slotPool(n: number) {
 
 const now = () => performance.now() / 1000;
 
-export function parallelComp(model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
+export function parallelComp(model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): ParallelCompResult {
   return drain(parallelCompSteps(model, req, o, hooks));
 }
 
 /** ParallelComp as steps: it yields after every batch of chunks and every answer token. */
-export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
+export function* parallelCompSteps(model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
   if (req.context.length === 0) throw new Error("the context is empty");
   if (req.query.length === 0) throw new Error("the question is empty");
   const c = model.config;
@@ -125,8 +128,24 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
   const unscored = Math.min(m - 1, req.separator ?? 0);
   const scored = o.queryRecentTokens > 0 ? Math.min(m - unscored, o.queryRecentTokens) : m - unscored;
 
+  const inside = [o.eviction && "SnapKV eviction", o.calibration && "bias calibration", hooks.onAttention && "the attention analysis"].filter(Boolean);
+  const layers = inside.length > 0 ? layerAccess(model, inside.join(" and ")) : undefined;
+
   const nSeqMax = o.topK + o.maxParallelChunks + 1;
-  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) });
+  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) + m + o.maxTokens });
+  try {
+    return yield* stages(model, layers?.config, cache, req, o, hooks, { chunkTokens, spans, prefix, m, scored, nSeqMax });
+  } finally {
+    cache.free();
+  }
+}
+
+/** Stage 0 and stage 1 over a cache made for them (`parallelCompSteps` frees it). */
+function* stages(
+  model: Engine, lc: ModelConfig | undefined, cache: SeqCache, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks,
+  { chunkTokens, spans, prefix, m, scored, nSeqMax }: { chunkTokens: number; spans: ChunkSpan[]; prefix: number[]; m: number; scored: number; nSeqMax: number },
+): Generator<void, ParallelCompResult> {
+  const c = model.config;
   const querySeq = nSeqMax - 1;
   const slots = slotPool(nSeqMax - 1);
   const kept: Array<KeptChunk & { slot: number }> = []; // sorted by (score, index): best first
@@ -143,7 +162,7 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
       // Logits at row i predict token i+1: rows len-1 .. len+m-2 predict the query tokens.
       tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
     }
-    const evict = o.eviction ? evictionObserver(model, cache, group, m, o) : undefined;
+    const evict = o.eviction ? evictionObserver(lc!, group, m, o) : undefined;
     const tap = hooks.onAttention;
     const observer: AttentionObserver | undefined = tap
       ? (l, q, b, kvc) => {
@@ -173,7 +192,7 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
   const inOrder = [...kept].sort((a, b) => a.index - b.index);
   inOrder.forEach((k, i) => {
     if (i > 0 && req.bos !== null) cache.seqRemove(k.slot, 0, 1);
-    cache.setVisible(querySeq, k.slot);
+    cache.seqShare(k.slot, querySeq);
   });
   const pos0 = Math.max(...inOrder.map((k) => k.tokens));
   const chunkLen = new Map(inOrder.map((k) => [k.slot, k.tokens]));
@@ -181,11 +200,11 @@ export function* parallelCompSteps(model: Model, req: TokenRequest, o: ParallelC
   const calib: AttentionObserver | undefined = o.calibration
     ? (l, q, b, kvc) => {
         const cal = o.calibration!;
-        const steps = cal.recipe.filter((s) => { const [a, z] = scaleLayers(s, cal.recipeDepth, c.nLayers); return l >= a && l <= z; });
+        const steps = cal.recipe.filter((s) => { const [a, z] = scaleLayers(s, cal.recipeDepth, lc!.nLayers); return l >= a && l <= z; });
         if (steps.length === 0) return false;
         const rows = Array.from({ length: Math.min(cal.calibrationQueries, b.n) }, (_, i) => b.n - 1 - i);
         let n = 0;
-        for (const s of steps) n += calibrate(layerAttentionProbs(c, l, q, b, kvc, rows), kvc, l, c.nHeads, querySeq, chunkLen, s.bias, cal.threshold, cal.regionTokens);
+        for (const s of steps) n += calibrate(layerAttentionProbs(lc!, l, q, b, kvc, rows), kvc, l, lc!.nHeads, querySeq, chunkLen, s.bias, cal.threshold, cal.regionTokens);
         evictedByCalibration += n;
         return n > 0;
       }
@@ -260,10 +279,9 @@ function stage0Questions(group: Array<{ slot: number; len: number }>, m: number)
 }
 
 /** SnapKV per chunk: observes each layer's window rows and trims that layer after the forward step. */
-function evictionObserver(model: Model, cache: KvCache, group: Array<{ slot: number; len: number }>, m: number, o: ParallelCompOptions): AttentionObserver {
-  const c = model.config;
+function evictionObserver(c: ModelConfig, group: Array<{ slot: number; len: number }>, m: number, o: ParallelCompOptions): AttentionObserver {
   const ev = o.eviction!;
-  return (l, q, b) => {
+  return (l, q, b, cache) => {
     // Batch rows of each chunk are contiguous: chunk i starts at the sum of earlier (len + m).
     let start = 0;
     for (const x of group) {

@@ -9,6 +9,7 @@ import { forward, Workspace, type ForwardOptions } from "./forward.js";
 import { loadWeights, type ModelWeights } from "./weights.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
 import { defaultModelPath } from "./bundled.js";
+import type { BackendInfo, Engine, LayerAccess } from "../engine/engine.js";
 
 export interface LoadOptions {
   threads?: number;
@@ -17,7 +18,10 @@ export interface LoadOptions {
   stepTokens?: number;
 }
 
-export class Model {
+/** Our own engine: the model's layers in TypeScript over the native (or TypeScript) kernels. */
+export class Model implements Engine {
+  readonly backend: BackendInfo = { name: "native", device: "cpu" };
+  readonly layers: LayerAccess;
   private ws: Workspace; // grows (and stays grown) when a one-step batch needs more
   private tok: Tokenizer | null = null;
 
@@ -30,6 +34,14 @@ export class Model {
     stepTokens: number,
   ) {
     this.ws = new Workspace(config, stepTokens);
+    this.layers = {
+      config,
+      ropeFreqs: weights.ropeFreqs,
+      cache: (c) => {
+        if (!(c instanceof KvCache)) throw new Error("this cache was not made by the native engine");
+        return c;
+      },
+    };
   }
 
   /** A KV cache shaped for this model. */

@@ -7,14 +7,14 @@
 import * as http from "node:http";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
-import type { Model } from "../model/model.js";
+import type { Engine } from "../engine/engine.js";
 import { ask, type AskResult } from "../api.js";
 import { renderChat } from "../tokenizer/chat.js";
 import { drainAsync, generateSteps } from "../generate/generate.js";
 import { HttpError, parseBody, parseJob, splitConversation, type Job } from "./requests.js";
 
 export interface ServerOptions {
-  model: Model;
+  model: Engine;
   host?: string; // default 127.0.0.1
   port?: number; // default 8080; 0 = any free port
   /** Requests waiting behind the running one; more get 429. Default 8. */

@@ -1,0 +1,333 @@
+// The llama.cpp backend: the engine interface (engine/engine.ts) over llama.cpp's own engine, so
+// every GGUF llama.cpp loads, on every device it supports, runs ParallelComp. Our N-API binding
+// (native/llama/) opens one of node-llama-cpp's prebuilt libllama builds at run time: a GPU
+// build (CUDA, Vulkan, Metal) when its package is installed and it finds a device, else the CPU
+// build. One libllama per process (they share ggml's symbol names).
+//
+// How the method maps onto llama.cpp (measured against our engine: tests/llama-backend.test.ts):
+//   a chunk                 a sequence id, positions 0..L-1, in one llama_batch with the others
+//   scores                  logits of the query rows (llama_get_logits_ith)
+//   drop a chunk            llama_memory_seq_rm(seq, -1, -1)
+//   the question sees kept  llama_memory_seq_cp(chunk, question): the cells are shared. This needs
+//                           a unified KV buffer (kv_unified): with one stream per sequence a copy
+//                           across streams replaces the target's cells.
+// Not expressible: per-(layer, head) eviction and per-layer attention (a cell is shared by every
+// layer and head), so SnapKV, calibration, the attention analysis, StreamingLLM's key shift and
+// NTK's RoPE base say to use the native backend (`layerAccess`).
+
+import { existsSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Batch } from "../engine/batch.js";
+import type { BackendInfo, Engine, EngineConfig, SeqCache } from "../engine/engine.js";
+import type { ForwardOptions } from "../model/forward.js";
+import { GgufFile } from "../gguf/reader.js";
+import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
+import { BackendError, UsageError } from "../errors.js";
+
+/** The binding's functions (native/llama/src/llama_binding.c). */
+interface LlamaBinding {
+  open(libPath: string, binsDir: string): { devices: DeviceInfo[] };
+  lastError(): string;
+  loadModel(path: string, nGpuLayers: number, useMmap: number): object;
+  modelInfo(m: object): { nCtxTrain: number; nLayer: number; nEmbd: number; nHead: number; nHeadKv: number; nVocab: number; desc: string; sizeBytes: number; arch: string };
+  newContext(m: object, nCtx: number, nBatch: number, nUbatch: number, nSeqMax: number, nThreads: number, kvF16: number, flashAttn: number): object;
+  decode(ctx: object, tokens: Int32Array, pos: Int32Array, seq: Int32Array, want: Uint8Array, n: number, out: Float32Array): void;
+  seqRm(ctx: object, seq: number, p0: number, p1: number): boolean;
+  seqCp(ctx: object, src: number, dst: number, p0: number, p1: number): void;
+  seqPosMax(ctx: object, seq: number): number;
+  clear(ctx: object): void;
+  freeContext(ctx: object): void;
+  freeModel(m: object): void;
+}
+
+export interface DeviceInfo {
+  name: string;
+  description: string;
+  type: "cpu" | "gpu" | "igpu" | "accel" | "other";
+  freeBytes: number;
+  totalBytes: number;
+}
+
+/** A prebuilt llama.cpp: the npm package that ships it and the device it is for. */
+interface Build {
+  device: "cuda" | "vulkan" | "metal" | "cpu";
+  pkg: string;
+  bins: string; // folder inside the package
+}
+
+const BUILDS: Build[] = [
+  { device: "cuda", pkg: "@node-llama-cpp/linux-x64-cuda", bins: "bins/linux-x64-cuda" },
+  { device: "vulkan", pkg: "@node-llama-cpp/linux-x64-vulkan", bins: "bins/linux-x64-vulkan" },
+  { device: "metal", pkg: "@node-llama-cpp/mac-arm64-metal", bins: "bins/mac-arm64-metal" },
+  { device: "cpu", pkg: "@node-llama-cpp/linux-x64", bins: "bins/linux-x64" },
+  { device: "cpu", pkg: "@node-llama-cpp/mac-x64", bins: "bins/mac-x64" },
+];
+
+/** At most this many sequences share llama.cpp's unified KV buffer (LLAMA_MAX_SEQ). */
+export const LLAMA_MAX_SEQ = 256;
+
+/** Where a build's libllama is, if its package is installed here. */
+export function findBuild(b: Build): { lib: string; bins: string } | { missing: string } {
+  const require = createRequire(import.meta.url);
+  for (const nm of require.resolve.paths(b.pkg) ?? []) {
+    const bins = join(nm, b.pkg, b.bins);
+    if (!existsSync(bins)) continue;
+    const lib = readdirSync(bins).find((f) => /^libllama(\.[\w.]+)?\.(so|dylib)$/.test(f) && !f.includes("common"));
+    if (lib) return { lib: join(bins, lib), bins };
+    return { missing: `${bins} holds no libllama` };
+  }
+  return { missing: `${b.pkg} is not installed` };
+}
+
+/** The builds this platform could use, GPU builds first; PARALLELCOMP_LIBLLAMA names one libllama to use instead. */
+export function candidateBuilds(): Array<Build & ({ lib: string; bins: string } | { missing: string })> {
+  const own = process.env.PARALLELCOMP_LIBLLAMA;
+  if (own) return [{ device: "cpu", pkg: "$PARALLELCOMP_LIBLLAMA", bins: dirname(own), lib: resolve(own), ...(existsSync(own) ? {} : { missing: `${own} does not exist` }) } as Build & { lib: string; bins: string }];
+  const plat = process.platform === "darwin" ? "mac-" : process.platform === "linux" ? "linux-" : "none";
+  return BUILDS.filter((b) => b.pkg.includes(`/${plat}`)).map((b) => ({ ...b, ...findBuild(b) }));
+}
+
+// ---- the binding: found once, one libllama opened once per process ----
+
+const ADDON_RELATIVE = join("native", "llama", "build", "Release", "parallelcomp_llama.node");
+
+function loadBinding(): LlamaBinding {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_RELATIVE);
+    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as LlamaBinding;
+    if (dirname(dir) === dir) break;
+    dir = dirname(dir);
+  }
+  throw new BackendError(`the llama.cpp binding was not built (${ADDON_RELATIVE}): run npm run build:native`);
+}
+
+export interface OpenedLlama {
+  binding: LlamaBinding;
+  device: Build["device"];
+  devices: DeviceInfo[];
+  lib: string;
+  /** Why a GPU build was not used, if one was tried. */
+  notice?: string;
+}
+
+let opened: OpenedLlama | undefined;
+
+/** A reason in one line: "libcudart.so.12: cannot open shared object file..." -> "libcudart.so.12 not found". */
+function shortReason(message: string): string {
+  const m = /([\w.+-]+\.so[\w.]*): cannot open shared object file/.exec(message);
+  return m ? `${m[1]} not found` : message.split("\n")[0];
+}
+
+/**
+ * Opens llama.cpp: the first GPU build that loads and finds its device, else the CPU build.
+ * (`gpu: false` skips the GPU builds.) Once a libllama is open, later calls return it.
+ */
+export function openLlamaCpp(opts: { gpu?: boolean } = {}): OpenedLlama {
+  if (opened) return opened;
+  const binding = loadBinding();
+  const notices: string[] = [];
+  for (const b of candidateBuilds()) {
+    if (b.device !== "cpu" && opts.gpu === false) continue;
+    if ("missing" in b) {
+      if (b.device === "cpu") notices.push(b.missing);
+      continue;
+    }
+    let devices: DeviceInfo[];
+    try {
+      devices = binding.open(b.lib, b.bins).devices;
+    } catch (e) {
+      notices.push(`${b.device}: ${shortReason((e as Error).message)}`);
+      continue;
+    }
+    const gpus = devices.filter((d) => d.type === "gpu" || d.type === "igpu");
+    if (b.device !== "cpu" && gpus.length === 0) {
+      // Its libllama is open now (one per process): run on its CPU backend, and say so.
+      opened = { binding, device: "cpu", devices, lib: b.lib, notice: `the ${b.device} build of llama.cpp loaded but found no ${b.device} device: using the CPU` };
+      return opened;
+    }
+    opened = { binding, device: b.device, devices, lib: b.lib, notice: notices.length > 0 ? `${notices.join("; ")}: using the ${b.device === "cpu" ? "CPU" : b.device} build` : undefined };
+    return opened;
+  }
+  throw new BackendError(`llama.cpp could not be loaded: ${notices.join("; ") || "no prebuilt build for this platform"}`);
+}
+
+// ---- the engine ----
+
+export interface LlamaCppOptions {
+  threads?: number;
+  /** KV cache type: llama.cpp's default "f16", or "f32" (exact against the native engine). */
+  kvType?: "f16" | "f32";
+  /** Flash attention: llama.cpp's default "auto", or on / off. */
+  flashAttention?: "auto" | "on" | "off";
+  /** Layers offloaded to the GPU (default all; 0 keeps the weights on the CPU). */
+  gpuLayers?: number;
+  /** Tokens per llama_decode call (its n_batch); bounds the compute buffers. */
+  stepTokens?: number;
+}
+
+export class LlamaCppEngine implements Engine {
+  readonly backend: BackendInfo;
+  readonly config: EngineConfig;
+  readonly layers = undefined;
+  private tok: Tokenizer | null = null;
+  private readonly bytesPerRow: number;
+
+  private constructor(
+    readonly file: string,
+    readonly gguf: GgufFile,
+    private readonly llama: OpenedLlama,
+    private readonly model: object,
+    private readonly o: Required<LlamaCppOptions>,
+  ) {
+    const info = llama.binding.modelInfo(model);
+    this.config = { arch: info.arch, nCtxTrain: info.nCtxTrain, nVocab: info.nVocab, nLayers: info.nLayer };
+    this.backend = { name: "llama.cpp", device: llama.device, notice: llama.notice };
+    const headDim = gguf.number(`${info.arch}.attention.key_length`, info.nEmbd / info.nHead);
+    const valueDim = gguf.number(`${info.arch}.attention.value_length`, headDim);
+    this.bytesPerRow = info.nLayer * info.nHeadKv * (headDim + valueDim) * (o.kvType === "f16" ? 2 : 4);
+  }
+
+  static load(file: string, opts: LlamaCppOptions & { gpu?: boolean } = {}): LlamaCppEngine {
+    const threads = opts.threads ?? 4;
+    if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
+    const kvType = opts.kvType ?? "f16";
+    if (kvType !== "f16" && kvType !== "f32") throw new UsageError(`kvType must be f16 or f32, got ${String(kvType)}`);
+    const flashAttention = opts.flashAttention ?? "auto";
+    if (!["auto", "on", "off"].includes(flashAttention)) throw new UsageError(`flashAttention must be auto, on or off, got ${String(flashAttention)}`);
+    const stepTokens = opts.stepTokens ?? 2048;
+    const gguf = GgufFile.open(file); // our reader: the tokenizer, the chat template, the head sizes
+    try {
+      const llama = openLlamaCpp({ gpu: opts.gpu });
+      let model: object;
+      try {
+        model = llama.binding.loadModel(file, opts.gpuLayers ?? -1, 1);
+      } catch (e) {
+        throw new BackendError((e as Error).message.trim());
+      }
+      return new LlamaCppEngine(file, gguf, llama, model, { threads, kvType, flashAttention, gpuLayers: opts.gpuLayers ?? -1, stepTokens, });
+    } catch (e) {
+      gguf.close();
+      throw e;
+    }
+  }
+
+  get tokenizer(): Tokenizer {
+    this.tok ??= loadTokenizer(this.gguf);
+    return this.tok;
+  }
+
+  newCache(opts: { nSeqMax?: number; capacity?: number } = {}): LlamaCppCache {
+    const nSeqMax = opts.nSeqMax ?? 1;
+    if (nSeqMax > LLAMA_MAX_SEQ) throw new UsageError(`this run needs ${nSeqMax} sequences at once; llama.cpp holds at most ${LLAMA_MAX_SEQ} (lower topK or maxParallelChunks, or use --backend native)`);
+    const nCtx = Math.ceil(Math.max(opts.capacity ?? 256, 1) / 256) * 256; // llama.cpp pads to 256 cells
+    const b = this.llama.binding;
+    const flash = { auto: -1, on: 1, off: 0 }[this.o.flashAttention];
+    let ctx: object;
+    try {
+      ctx = b.newContext(this.model, nCtx, Math.min(nCtx, this.o.stepTokens), Math.min(nCtx, this.o.stepTokens, 512), nSeqMax, this.o.threads, this.o.kvType === "f16" ? 1 : 0, flash);
+    } catch (e) {
+      throw new BackendError(`${(e as Error).message.trim()} (${nCtx} KV cells, ${nSeqMax} sequences)`);
+    }
+    return new LlamaCppCache(b, ctx, nCtx, nSeqMax, this.bytesPerRow);
+  }
+
+  forward(cache: SeqCache, batch: Batch, opts?: ForwardOptions): Float32Array {
+    if (opts?.observer || opts?.ropeBase !== undefined) throw new UsageError("per-layer attention and a RoPE base per pass need the native backend: use --backend native");
+    if (!(cache instanceof LlamaCppCache)) throw new Error("this cache was not made by the llama.cpp engine");
+    return cache.decode(batch, this.config.nVocab, this.o.stepTokens);
+  }
+
+  close(): void {
+    this.llama.binding.freeModel(this.model);
+    this.gguf.close();
+  }
+}
+
+/**
+ * One llama_context: its unified KV buffer holds `nCtx` cells for up to `nSeqMax` sequences.
+ * Row counts are tracked here for the memory figures: a shared cell counts once, for the
+ * sequence that wrote it.
+ */
+export class LlamaCppCache implements SeqCache {
+  private readonly rows = new Map<number, Set<number>>(); // seq -> positions it wrote
+  private freed = false;
+
+  constructor(
+    private readonly b: LlamaBinding,
+    private readonly ctx: object,
+    readonly nCtx: number,
+    readonly nSeqMax: number,
+    private readonly bytesPerRow: number,
+  ) {}
+
+  private checkSeq(seq: number): void {
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.nSeqMax) throw new Error(`sequence id ${seq} is outside [0, ${this.nSeqMax})`);
+  }
+
+  decode(batch: Batch, nVocab: number, step: number): Float32Array {
+    if (this.freed) throw new Error("this cache was freed");
+    let nWanted = 0;
+    for (let i = 0; i < batch.n; i++) {
+      this.checkSeq(batch.seqId[i]);
+      nWanted += batch.wantLogits[i];
+    }
+    const out = new Float32Array(nWanted * nVocab);
+    let row = 0;
+    for (let i = 0; i < batch.n; i += step) {
+      const n = Math.min(step, batch.n - i);
+      const want = batch.wantLogits.subarray(i, i + n);
+      let w = 0;
+      for (let j = 0; j < n; j++) w += want[j];
+      try {
+        this.b.decode(this.ctx, batch.tokens.subarray(i, i + n), batch.pos.subarray(i, i + n), batch.seqId.subarray(i, i + n), want, n, out.subarray(row * nVocab, (row + w) * nVocab));
+      } catch (e) {
+        throw new BackendError((e as Error).message.trim());
+      }
+      row += w;
+    }
+    for (let i = 0; i < batch.n; i++) {
+      let s = this.rows.get(batch.seqId[i]);
+      if (!s) this.rows.set(batch.seqId[i], (s = new Set()));
+      s.add(batch.pos[i]);
+    }
+    return out;
+  }
+
+  seqRemove(seq: number, p0 = 0, p1 = Infinity): void {
+    this.checkSeq(seq);
+    this.b.seqRm(this.ctx, seq, p0, p1 === Infinity ? -1 : p1);
+    const s = this.rows.get(seq);
+    if (s) for (const p of [...s]) if (p >= p0 && p < p1) s.delete(p);
+  }
+
+  seqShare(src: number, dst: number): void {
+    this.checkSeq(src);
+    this.checkSeq(dst);
+    this.b.seqCp(this.ctx, src, dst, -1, -1);
+  }
+
+  seqPosMax(seq: number): number {
+    this.checkSeq(seq);
+    return this.b.seqPosMax(this.ctx, seq);
+  }
+
+  bytes(): number {
+    return this.nCtx * this.bytesPerRow;
+  }
+
+  usedBytes(): number {
+    let n = 0;
+    for (const s of this.rows.values()) n += s.size;
+    return n * this.bytesPerRow;
+  }
+
+  /** Frees the context now (its KV buffer lives outside the JS heap, so GC would not hurry). */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.b.freeContext(this.ctx);
+  }
+}

@@ -1,0 +1,12 @@
+// Error types that decide how an error is reported: the server's HTTP status and the CLI's exit
+// code come from the type, never from the message text.
+
+/** The request or the options asked for something wrong or unsupported (HTTP 400, exit code 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** A backend (a library, a device) could not be used (HTTP 500, exit code 1). */
+export class BackendError extends Error {
+  override name = "BackendError";
+}
