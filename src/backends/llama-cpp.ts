@@ -16,6 +16,7 @@
 // NTK's RoPE base say to use the native backend (`layerAccess`).
 
 import { existsSync, readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -191,7 +192,7 @@ export class LlamaCppEngine implements Engine {
   }
 
   static load(file: string, opts: LlamaCppOptions & { gpu?: boolean } = {}): LlamaCppEngine {
-    const threads = opts.threads ?? 4;
+    const threads = opts.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
     const kvType = opts.kvType ?? "f16";
     if (kvType !== "f16" && kvType !== "f32") throw new UsageError(`kvType must be f16 or f32, got ${String(kvType)}`);

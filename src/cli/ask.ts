@@ -3,11 +3,10 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { loadModel } from "../model/model.js";
 import { METHODS, type Method } from "../method/baselines.js";
 import { PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
-import { int } from "./options.js";
+import { addBackendOptions, int, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
 
@@ -52,8 +51,7 @@ function openOrThrow(file: string): number {
 }
 
 export function addAsk(program: Command) {
-  program
-    .command("ask")
+  addBackendOptions(program.command("ask"))
     .description("answer a question over a document longer than the model's window")
     .option("-m, --model <file>", "GGUF model (default: the bundled model)")
     .option("-f, --context-file <file>", "the document (default: standard input)")
@@ -77,7 +75,7 @@ Examples:
   parallelcomp ask -f report.txt -q "What was the revenue in 2023?" --report answer.html`)
     .action(async (o) => {
       const context = readContext(o.contextFile);
-      const model = loadModel(o.model, { threads: o.threads });
+      const model = openEngine(o);
       try {
         const bar = progressBar(!o.json);
         const streamed = !o.json;

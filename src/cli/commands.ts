@@ -12,14 +12,13 @@ import { firstInvalidUtf8, loadTokenizer } from "../tokenizer/index.js";
 import { BENCH_HEADER, engineRows, formatRow, verdict, type BenchRow } from "../bench/bench.js";
 import { batchingRows, kernelRows, longRows } from "../bench/sections.js";
 import { SHAPES } from "../model/random-model.js";
-import { int, intList, num } from "./options.js";
+import { addBackendOptions, int, intList, num, openEngine } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
 
 const kernelsOption = () => new Option("--kernels <which>", "matmul/attention kernels").choices(["auto", "native", "typescript"]).default("auto");
 
 export function addGenerate(program: Command) {
-  program
-    .command("generate")
+  addBackendOptions(program.command("generate"))
     .description("continue a prompt with a GGUF model (plain generation, no long-context method)")
     .option("-m, --model <file>", "GGUF model file (default: the bundled model)")
     .option("-p, --prompt <text>", "prompt text (tokenized with the model's tokenizer, BOS added if the model wants it)")
@@ -38,7 +37,7 @@ Examples:
   parallelcomp generate -m model.gguf --prompt-tokens 1,450,4996 --json`)
     .action((o) => {
       if ((o.prompt === undefined) === (o.promptTokens === undefined)) throw new Error("give exactly one of --prompt and --prompt-tokens");
-      const model = loadModel(o.model ?? defaultModelPath(), { threads: o.threads, kernels: o.kernels });
+      const model = openEngine(o);
       try {
         const tok = loadTokenizer(model.gguf);
         const prompt: number[] = o.promptTokens ?? tok.encode(o.prompt);

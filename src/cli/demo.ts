@@ -3,17 +3,15 @@
 
 import type { Command } from "commander";
 import { Option } from "commander";
-import { loadModel } from "../model/model.js";
 import { ask } from "../api.js";
 import { makeSample, isCorrect, TASKS, type TaskName } from "../eval/tasks.js";
-import { int } from "./options.js";
+import { addBackendOptions, int, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { explainLines } from "./report.js";
 import { holdsAnswer } from "../eval/run.js";
 
 export function addDemo(program: Command) {
-  program
-    .command("demo")
+  addBackendOptions(program.command("demo"))
     .description("find a pass key hidden in 128K tokens with the bundled model, and show how")
     .option("-m, --model <file>", "GGUF model (default: the bundled model)")
     .addOption(new Option("--task <name>", "what is hidden").choices([...TASKS]).default("passkey"))
@@ -26,7 +24,7 @@ Examples:
   parallelcomp demo
   parallelcomp demo --task number_string --length 32768 --depth 0.1`)
     .action(async (o) => {
-      const model = loadModel(o.model, { threads: o.threads });
+      const model = openEngine(o);
       try {
         const tok = model.tokenizer;
         const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;

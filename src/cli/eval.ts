@@ -2,18 +2,16 @@
 
 import type { Command } from "commander";
 import { Option } from "commander";
-import { loadModel } from "../model/model.js";
 import { loadTokenizer } from "../tokenizer/index.js";
 import { METHODS, type Method } from "../method/baselines.js";
 import { PRESETS } from "../method/options.js";
 import { defaultModelPath } from "../model/bundled.js";
 import { runEval } from "../eval/run.js";
 import { TASKS, type TaskName } from "../eval/tasks.js";
-import { int } from "./options.js";
+import { addBackendOptions, int, openEngine } from "./options.js";
 
 export function addEval(program: Command) {
-  program
-    .command("eval")
+  addBackendOptions(program.command("eval"))
     .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length")
     .option("-m, --model <file>", "GGUF model (default: the bundled model)")
     .addOption(new Option("--task <name>", "task").choices([...TASKS]).default("passkey"))
@@ -29,7 +27,7 @@ export function addEval(program: Command) {
 Example:
   parallelcomp eval --task passkey --length 4096 --samples 4 --method parallelcomp --json`)
     .action((o) => {
-      const model = loadModel(o.model ?? defaultModelPath(), { threads: o.threads });
+      const model = openEngine(o);
       try {
         const tok = loadTokenizer(model.gguf);
         const r = runEval(model, tok, {

@@ -8,6 +8,8 @@ import { addDemo } from "./demo.js";
 import { addServe } from "./serve.js";
 import { addAttentionBias } from "./attention-bias.js";
 import { addSweep } from "./sweep.js";
+import { addDoctor } from "./doctor.js";
+import { UsageError } from "../errors.js";
 
 const program = new Command();
 program
@@ -27,11 +29,12 @@ addBench(program);
 addServe(program);
 addDemo(program);
 addAttentionBias(program);
+addDoctor(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
   process.stderr.write(`parallelcomp: ${(e as Error).message}\n`);
-  process.exit(1);
+  process.exit(e instanceof UsageError ? 2 : 1);
 }

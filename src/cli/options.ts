@@ -1,6 +1,9 @@
 // Parsers for numeric command-line options: a bad value gets one error naming the option.
 
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { BACKENDS, type Engine } from "../engine/engine.js";
+import { checkBackend, loadEngine } from "../backends/index.js";
+import type { KernelChoice } from "../kernels/index.js";
 
 export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -24,4 +27,20 @@ export function intList(min: number) {
     if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < min)) throw new InvalidArgumentError(`expected comma-separated integers >= ${min}, got "${value}"`);
     return parts.map(Number);
   };
+}
+
+/** The backend options every command that runs a model takes (`--backend` and llama.cpp's knobs). */
+export function addBackendOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--backend <name>", "engine: native (ours), llama.cpp (its CPU or GPU builds), auto (llama.cpp when a GPU is found)").choices([...BACKENDS]).default("native"))
+    .addOption(new Option("--kv-type <type>", "llama.cpp backend: KV cache type").choices(["f16", "f32"]).default("f16"))
+    .addOption(new Option("--flash-attn <mode>", "llama.cpp backend: flash attention").choices(["auto", "on", "off"]).default("auto"))
+    .option("--gpu-layers <n>", "llama.cpp backend: layers offloaded to the GPU (default all)", int(0, 100000));
+}
+
+/** Loads the model the options name on their backend; a fallback's reason goes to stderr in one line. */
+export function openEngine(o: { model?: string; threads?: number; backend?: string; kvType?: "f16" | "f32"; flashAttn?: "auto" | "on" | "off"; gpuLayers?: number; kernels?: KernelChoice }): Engine {
+  const engine = loadEngine(o.model, { threads: o.threads, kernels: o.kernels, backend: checkBackend(o.backend ?? "native"), kvType: o.kvType, flashAttention: o.flashAttn, gpuLayers: o.gpuLayers });
+  if (engine.backend.notice) process.stderr.write(`parallelcomp: ${engine.backend.notice}\n`);
+  return engine;
 }

@@ -1,13 +1,11 @@
 // `parallelcomp serve`: the OpenAI-compatible server (src/server/server.ts) on the command line.
 
 import type { Command } from "commander";
-import { loadModel } from "../model/model.js";
 import { startServer } from "../server/server.js";
-import { int } from "./options.js";
+import { addBackendOptions, int, openEngine } from "./options.js";
 
 export function addServe(program: Command) {
-  program
-    .command("serve")
+  addBackendOptions(program.command("serve"))
     .description("an OpenAI-compatible server: GET /v1/models, POST /v1/chat/completions, POST /v1/completions")
     .option("-m, --model <file>", "GGUF model (default: the bundled model)")
     .option("--host <address>", "address to listen on", "127.0.0.1")
@@ -26,7 +24,7 @@ Examples:
   curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"any","messages":[{"role":"user","content":"<document>\\n\\nWhat is the pass key?"}]}'`)
     .action(async (o) => {
-      const model = loadModel(o.model, { threads: o.threads });
+      const model = openEngine(o);
       const s = await startServer({
         model, host: o.host, port: o.port, maxQueue: o.maxQueue, maxBodyBytes: o.maxBodyMib * 1024 * 1024,
         log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),

@@ -12,6 +12,7 @@ import { TASKS, type TaskName } from "../eval/tasks.js";
 import { runSweep, SWEEP_DEFAULTS, WINDOW_MARGIN, type LengthSpec } from "../eval/sweep.js";
 import { renderResultsPage } from "../eval/results-page.js";
 import { int, num } from "./options.js";
+import { BACKENDS } from "../engine/engine.js";
 
 function nameList<T extends string>(what: string, known: readonly T[]) {
   return (value: string): T[] => {
@@ -45,6 +46,7 @@ export function addSweep(program: Command) {
     .option("--seed <s>", "sample seed", int(0, 2 ** 31), d.seed)
     .option("--out <dir>", "folder for results.json, README.md and the plots", "docs/results")
     .option("-t, --threads <n>", "threads for the kernels (default: all online CPUs)", int(1, 1024))
+    .addOption(new Option("--backend <name>", "engine of every cell: native, llama.cpp (CPU or GPU build), auto").choices([...BACKENDS]).default("native"))
     .option("--max-cell-seconds <s>", "skip a cell estimated to take longer (from its method's shorter cells); stop one running 3x longer", num(1), d.maxCellSeconds)
     .option("--quadratic-limit <tokens>", "skip full, ntk and pcw above this length (their cost grows with its square)", int(64), d.quadraticLimit)
     .option("--force", "run every cell: no skip rule, no stop")
@@ -65,7 +67,7 @@ Examples:
         model, bundled: path.resolve(model) === BUNDLED_MODEL,
         tasks: o.tasks as TaskName[], lengths: o.lengths, methods: o.methods as Method[], preset: o.preset, samples: o.samples, seed: o.seed,
         threads: o.threads ?? os.availableParallelism(), maxCellSeconds: o.maxCellSeconds, quadraticLimit: o.quadraticLimit,
-        force: !!o.force, resume: !!o.resume, out: o.out,
+        force: !!o.force, resume: !!o.resume, out: o.out, backend: o.backend,
       });
       process.stderr.write(`results in ${path.join(o.out, "results.json")}; render the page with: parallelcomp sweep --page-only --out ${o.out}\n`);
     });

@@ -92,6 +92,8 @@ interface CellId {
   seed: number;
   threads: number;
   modelSha256: string;
+  /** The engine, when not the native one (results before the llama.cpp backend have none). */
+  backend?: string;
 }
 
 export interface DoneCell extends CellId {
@@ -129,7 +131,7 @@ export interface SweepFile {
   cells: Cell[];
 }
 
-export const cellKey = (c: CellId) => [c.task, c.length, c.method, c.preset, c.samples, c.seed, c.threads, c.modelSha256].join("|");
+export const cellKey = (c: CellId) => [c.task, c.length, c.method, c.preset, c.samples, c.seed, c.threads, c.modelSha256, c.backend ?? "native"].join("|");
 
 export function sha256File(file: string): string {
   const h = createHash("sha256");
@@ -248,6 +250,8 @@ export interface SweepOptions {
   force: boolean;
   resume: boolean;
   out: string;
+  /** "llama.cpp" or "auto"; absent: the native engine. */
+  backend?: string;
   onLine?: (line: string) => void; // one progress line per cell
 }
 
@@ -280,7 +284,7 @@ function runChild(args: string[], stopAfterSeconds: number): Promise<ChildRun> {
 /** The single-cell command for a cell: the sweep's outside reference. */
 export function evalArgs(id: CellId, model: string): string[] {
   return ["eval", "-m", model, "--task", id.task, "--length", String(id.length), "--samples", String(id.samples), "--method", id.method,
-    "--preset", id.preset, "--seed", String(id.seed), "-t", String(id.threads), "--json"];
+    "--preset", id.preset, "--seed", String(id.seed), "-t", String(id.threads), "--json", ...(id.backend ? ["--backend", id.backend] : [])];
 }
 
 const pct = (x: number) => `${Math.round(100 * x)}%`;
@@ -312,7 +316,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepFile> {
   const plan: CellId[] = [];
   for (const length of settings.lengths) {
     for (const task of o.tasks) {
-      for (const method of o.methods) plan.push({ task, length, method, preset: o.preset, samples: o.samples, seed: o.seed, threads: o.threads, modelSha256: model.sha256 });
+      for (const method of o.methods) plan.push({ task, length, method, preset: o.preset, samples: o.samples, seed: o.seed, threads: o.threads, modelSha256: model.sha256, ...(o.backend && o.backend !== "native" ? { backend: o.backend } : {}) });
     }
   }
   const planned = new Set(plan.map(cellKey));
