@@ -30,7 +30,7 @@ export function loadEngine(file?: string, opts: EngineOptions = {}): Engine {
     try {
       const l = openLlamaCpp();
       if (l.device !== "cpu") return LlamaCppEngine.load(file, llamaOpts);
-      why = l.notice ?? "no GPU build of llama.cpp is installed";
+      why = l.noGpu ?? "no GPU build of llama.cpp is installed";
     } catch (e) {
       why = (e as Error).message;
     }

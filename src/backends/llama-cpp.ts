@@ -82,10 +82,21 @@ export function findBuild(b: Build): { lib: string; bins: string } | { missing: 
   return { missing: `${b.pkg} is not installed` };
 }
 
-/** The builds this platform could use, GPU builds first; PARALLELCOMP_LIBLLAMA names one libllama to use instead. */
-export function candidateBuilds(): Array<Build & ({ lib: string; bins: string } | { missing: string })> {
+type Candidate = Build & ({ lib: string; bins: string } | { missing: string });
+
+/**
+ * The builds this platform could use, GPU builds first. PARALLELCOMP_LIBLLAMA names one libllama
+ * to use instead (a llama.cpp build of your own, of the pinned version), and
+ * PARALLELCOMP_LIBLLAMA_DEVICE the device it is built for (cpu, cuda, vulkan, metal; default cpu).
+ */
+export function candidateBuilds(): Candidate[] {
   const own = process.env.PARALLELCOMP_LIBLLAMA;
-  if (own) return [{ device: "cpu", pkg: "$PARALLELCOMP_LIBLLAMA", bins: dirname(own), lib: resolve(own), ...(existsSync(own) ? {} : { missing: `${own} does not exist` }) } as Build & { lib: string; bins: string }];
+  if (own) {
+    const device = (process.env.PARALLELCOMP_LIBLLAMA_DEVICE ?? "cpu") as Build["device"];
+    if (!["cpu", "cuda", "vulkan", "metal"].includes(device)) throw new UsageError(`PARALLELCOMP_LIBLLAMA_DEVICE is "${device}", expected cpu, cuda, vulkan or metal`);
+    const build: Build = { device, pkg: "$PARALLELCOMP_LIBLLAMA", bins: dirname(resolve(own)) };
+    return [existsSync(own) ? { ...build, lib: resolve(own), bins: build.bins } : { ...build, missing: `${own} (PARALLELCOMP_LIBLLAMA) does not exist` }];
+  }
   const plat = process.platform === "darwin" ? "mac-" : process.platform === "linux" ? "linux-" : "none";
   return BUILDS.filter((b) => b.pkg.includes(`/${plat}`)).map((b) => ({ ...b, ...findBuild(b) }));
 }
@@ -110,8 +121,8 @@ export interface OpenedLlama {
   device: Build["device"];
   devices: DeviceInfo[];
   lib: string;
-  /** Why a GPU build was not used, if one was tried. */
-  notice?: string;
+  /** Why no GPU is used, when a GPU build was installed but did not load or found no device. */
+  noGpu?: string;
 }
 
 let opened: OpenedLlama | undefined;
@@ -129,30 +140,32 @@ function shortReason(message: string): string {
 export function openLlamaCpp(opts: { gpu?: boolean } = {}): OpenedLlama {
   if (opened) return opened;
   const binding = loadBinding();
-  const notices: string[] = [];
+  const failed: string[] = []; // builds that are there but did not load
+  let missing: string | undefined; // the CPU build's absence
   for (const b of candidateBuilds()) {
     if (b.device !== "cpu" && opts.gpu === false) continue;
     if ("missing" in b) {
-      if (b.device === "cpu") notices.push(b.missing);
+      if (b.device === "cpu" || b.pkg.startsWith("$")) missing = b.missing;
       continue;
     }
     let devices: DeviceInfo[];
     try {
       devices = binding.open(b.lib, b.bins).devices;
     } catch (e) {
-      notices.push(`${b.device}: ${shortReason((e as Error).message)}`);
+      failed.push(`${b.pkg.startsWith("$") ? b.lib : `the ${b.device} build`}: ${shortReason((e as Error).message)}`);
       continue;
     }
     const gpus = devices.filter((d) => d.type === "gpu" || d.type === "igpu");
     if (b.device !== "cpu" && gpus.length === 0) {
-      // Its libllama is open now (one per process): run on its CPU backend, and say so.
-      opened = { binding, device: "cpu", devices, lib: b.lib, notice: `the ${b.device} build of llama.cpp loaded but found no ${b.device} device: using the CPU` };
+      // Its libllama is open now (one per process): it runs on its own CPU backend.
+      failed.push(`the ${b.device} build of llama.cpp loaded but found no ${b.device} device`);
+      opened = { binding, device: "cpu", devices, lib: b.lib, noGpu: failed.join("; ") };
       return opened;
     }
-    opened = { binding, device: b.device, devices, lib: b.lib, notice: notices.length > 0 ? `${notices.join("; ")}: using the ${b.device === "cpu" ? "CPU" : b.device} build` : undefined };
+    opened = { binding, device: b.device, devices, lib: b.lib, noGpu: failed.length > 0 ? failed.join("; ") : undefined };
     return opened;
   }
-  throw new BackendError(`llama.cpp could not be loaded: ${notices.join("; ") || "no prebuilt build for this platform"}`);
+  throw new BackendError(`llama.cpp could not be loaded: ${[...failed, missing].filter(Boolean).join("; ") || "no prebuilt build for this platform"}`);
 }
 
 // ---- the engine ----
@@ -185,7 +198,7 @@ export class LlamaCppEngine implements Engine {
   ) {
     const info = llama.binding.modelInfo(model);
     this.config = { arch: info.arch, nCtxTrain: info.nCtxTrain, nVocab: info.nVocab, nLayers: info.nLayer };
-    this.backend = { name: "llama.cpp", device: llama.device, notice: llama.notice };
+    this.backend = { name: "llama.cpp", device: llama.device, notice: llama.noGpu && `${llama.noGpu}: using the CPU` };
     const headDim = gguf.number(`${info.arch}.attention.key_length`, info.nEmbd / info.nHead);
     const valueDim = gguf.number(`${info.arch}.attention.value_length`, headDim);
     this.bytesPerRow = info.nLayer * info.nHeadKv * (headDim + valueDim) * (o.kvType === "f16" ? 2 : 4);

@@ -14,7 +14,8 @@ import type { Architecture } from "./config.js";
 
 export interface ModelShape {
   name: string;
-  arch: Architecture;
+  /** llama and qwen2 run on both engines; qwen3 (per-head Q/K norms) only on llama.cpp's for now. */
+  arch: Architecture | "qwen3";
   nLayers: number;
   dim: number;
   nHeads: number;
@@ -24,6 +25,8 @@ export interface ModelShape {
   nCtxTrain: number;
   ropeBase: number;
   rmsEps: number;
+  /** When not dim / nHeads (Qwen3: 128 with dim 1024 and 16 heads). */
+  headDim?: number;
 }
 
 /** Shapes from the models' published configs (config.json of SmolLM2-135M and Qwen2.5-0.5B). */
@@ -35,6 +38,11 @@ export const SHAPES: Record<string, ModelShape> = {
   "qwen2.5-0.5b": {
     name: "Qwen2.5-0.5B-shaped (random weights)", arch: "qwen2",
     nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, nFf: 4864, nVocab: 151936, nCtxTrain: 32768, ropeBase: 1000000, rmsEps: 1e-6,
+  },
+  // Qwen3-0.6B's config.json: head_dim 128 (not 1024 / 16), tied embeddings, q_norm / k_norm.
+  "qwen3-0.6b": {
+    name: "Qwen3-0.6B-shaped (random weights)", arch: "qwen3",
+    nLayers: 28, dim: 1024, nHeads: 16, nKvHeads: 8, nFf: 3072, nVocab: 151936, nCtxTrain: 40960, ropeBase: 1000000, rmsEps: 1e-6, headDim: 128,
   },
 };
 
@@ -87,7 +95,7 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
   if (!base) throw new Error(`unknown model shape "${shapeName}" (known: ${Object.keys(SHAPES).join(", ")})`);
   const s: ModelShape = { ...base, ...o.shape };
   const random = rng(o.seed ?? 1);
-  const headDim = s.dim / s.nHeads;
+  const headDim = s.headDim ?? s.dim / s.nHeads;
   // Uniform noise of a given standard deviation (uniform on [-a, a] has std a / sqrt(3)).
   const noise = (n: number, std: number, mean = 0) => {
     const out = new Float32Array(n);
@@ -122,6 +130,10 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     if (s.arch === "qwen2") {
       tensors.push(vector(p + "attn_q.bias", qDim, 0.5, 0), vector(p + "attn_k.bias", kvDim, 0.5, 0), vector(p + "attn_v.bias", kvDim, 0.5, 0));
     }
+    if (s.arch === "qwen3") {
+      // RMS norm of each head's query and key before RoPE (llama.cpp's converter names).
+      tensors.push(vector(p + "attn_q_norm.weight", headDim, 0.1, 1), vector(p + "attn_k_norm.weight", headDim, 0.1, 1));
+    }
     tensors.push(
       matrix(p + "attn_output.weight", s.dim, qDim, 1 / Math.sqrt(qDim)),
       vector(p + "ffn_norm.weight", s.dim, 0.1, 1),
@@ -145,6 +157,7 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(s.rmsEps)],
     [`${a}.rope.freq_base`, kv.f32(s.ropeBase)],
     [`${a}.rope.dimension_count`, kv.u32(headDim)],
+    ...(s.headDim ? [[`${a}.attention.key_length`, kv.u32(headDim)], [`${a}.attention.value_length`, kv.u32(headDim)]] as Array<[string, GgufKv]> : []),
     ...placeholderVocab(s.nVocab),
   ];
   writeGguf(file, metadata, tensors);
