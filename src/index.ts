@@ -7,7 +7,10 @@ export type { Progress } from "./method/parallelcomp.js";
 export { loadTokenizer, type Tokenizer } from "./tokenizer/index.js";
 export { BUNDLED_MODEL } from "./model/bundled.js";
 
-export { loadModel, Model, type LoadOptions } from "./model/model.js";
+export { Model, type LoadOptions } from "./model/model.js";
+export { loadModel, loadEngine, type EngineOptions } from "./backends/index.js";
+export type { Engine, SeqCache, BackendInfo, BackendChoice } from "./engine/engine.js";
+export { UsageError, BackendError } from "./errors.js";
 export type { ModelConfig } from "./model/config.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./generate/generate.js";
 export { Sampler, type SamplerOptions } from "./generate/sampler.js";

@@ -3,7 +3,7 @@
 // docs/performance.md). A fallback is said in one line (`engine.backend.notice`).
 
 import { BACKENDS, type BackendChoice, type Engine } from "../engine/engine.js";
-import { loadModel, type LoadOptions } from "../model/model.js";
+import { loadModel as loadNativeModel, type LoadOptions, type Model } from "../model/model.js";
 import { defaultModelPath } from "../model/bundled.js";
 import { UsageError } from "../errors.js";
 import { LlamaCppEngine, openLlamaCpp, type LlamaCppOptions } from "./llama-cpp.js";
@@ -34,9 +34,19 @@ export function loadEngine(file?: string, opts: EngineOptions = {}): Engine {
     } catch (e) {
       why = (e as Error).message;
     }
-    const m = loadModel(file, native);
+    const m = loadNativeModel(file, native);
     m.backend.notice = `${why}: using the native engine`;
     return m;
   }
-  return loadModel(file, native);
+  return loadNativeModel(file, native);
+}
+
+/**
+ * The library's loader: our engine by default (a `Model`, whose layers, weights and kernels are
+ * open to the caller), or `{ backend: "llama.cpp" | "auto" }` for an engine behind the interface.
+ */
+export function loadModel(file?: string, opts?: LoadOptions & { backend?: "native" }): Model;
+export function loadModel(file?: string, opts?: EngineOptions): Engine;
+export function loadModel(file?: string, opts: EngineOptions = {}): Engine {
+  return loadEngine(file, opts);
 }

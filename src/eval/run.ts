@@ -24,6 +24,7 @@ export interface SampleResult {
   answer: string;
   expected: string;
   needleInKept: boolean | null; // a kept chunk holds the expected value; null for methods without chunk selection
+  kept?: number[]; // the kept chunks' indices in document order (methods with chunk selection)
   contextTokens: number;
   prefillSeconds: number;
 }
@@ -63,6 +64,7 @@ export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?
     const res: SampleResult = {
       depth, correct: isCorrect(s, answer), answer, expected: s.answer,
       needleInKept: selects ? r.kept.some((k) => holdsAnswer(tok, req.context, k, s.answer)) : null,
+      ...(selects ? { kept: r.kept.map((k) => k.index) } : {}),
       contextTokens: req.context.length, prefillSeconds: r.prefillSeconds,
     };
     tokens += req.context.length;

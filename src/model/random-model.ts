@@ -39,6 +39,11 @@ export const SHAPES: Record<string, ModelShape> = {
     name: "Qwen2.5-0.5B-shaped (random weights)", arch: "qwen2",
     nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, nFf: 4864, nVocab: 151936, nCtxTrain: 32768, ropeBase: 1000000, rmsEps: 1e-6,
   },
+  // Llama-3.1-8B's config.json (its rope_freqs scaling is left out: random weights either way).
+  "llama3.1-8b": {
+    name: "Llama-3.1-8B-shaped (random weights)", arch: "llama",
+    nLayers: 32, dim: 4096, nHeads: 32, nKvHeads: 8, nFf: 14336, nVocab: 128256, nCtxTrain: 131072, ropeBase: 500000, rmsEps: 1e-5,
+  },
   // Qwen3-0.6B's config.json: head_dim 128 (not 1024 / 16), tied embeddings, q_norm / k_norm.
   "qwen3-0.6b": {
     name: "Qwen3-0.6B-shaped (random weights)", arch: "qwen3",
