@@ -11,6 +11,8 @@ import { generate } from "../generate/generate.js";
 import { firstInvalidUtf8, loadTokenizer } from "../tokenizer/index.js";
 import { BENCH_HEADER, engineRows, formatRow, verdict, type BenchRow } from "../bench/bench.js";
 import { batchingRows, kernelRows, longRows } from "../bench/sections.js";
+import { checkBackend } from "../backends/index.js";
+import { BACKENDS } from "../engine/engine.js";
 import { SHAPES } from "../model/random-model.js";
 import { addBackendOptions, int, intList, num, openEngine } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
@@ -167,6 +169,7 @@ export function addBench(program: Command) {
     .option("-t, --threads <n>", "threads, for every engine", int(1, 1024), 2)
     .option("--repeats <n>", "runs per engine measurement (the best is kept)", int(1), 2)
     .option("--no-llama-cpp", "measure ours only")
+    .addOption(new Option("--backend <name>", "the engine of the batching rows (the engine rows compare ours with llama.cpp anyway)").choices([...BACKENDS]).default("native"))
     .option("--json", "print JSON rows")
     .addHelpText("after", `
 The whole run (npm run bench) takes about 20 minutes on 2 cores, most of it llama.cpp's
@@ -194,7 +197,7 @@ Examples:
       const section = (r: BenchRow[]) => { rows.push(...r); r.forEach((x) => log(formatRow(x))); };
       if (sections.has("kernel")) section(kernelRows(o.threads));
       if (sections.has("long")) section(await longRows({ threads: o.threads, long: o.longTokens, small: o.rssTokens[0], big: o.rssTokens[1], llamaCpp: o.llamaCpp, log }));
-      if (sections.has("batching")) section(batchingRows({ threads: o.threads, chunks: o.batch[0], chunkTokens: o.batch[1], budgetMiB: o.budget }));
+      if (sections.has("batching")) section(batchingRows({ threads: o.threads, chunks: o.batch[0], chunkTokens: o.batch[1], budgetMiB: o.budget, backend: checkBackend(o.backend) }));
       const judged = rows.filter((r) => verdict(r) !== "");
       const missed = judged.filter((r) => verdict(r) === "MISSED");
       log(`\ntargets: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.map((r) => r.what).join("; ")}` : ""}`);

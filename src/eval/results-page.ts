@@ -193,7 +193,8 @@ export function regenerateCommands(f: SweepFile): string[] {
   const sweep = ["node bin/parallelcomp.js sweep", ...(f.model.bundled ? [] : ["-m", f.model.file]),
     "--tasks", st.tasks.join(","), "--lengths", st.lengthSpec.join(","), "--methods", st.methods.join(","),
     "--preset", st.preset, "--samples", String(st.samples), "--seed", String(st.seed), "-t", String(st.threads),
-    "--max-cell-seconds", String(st.maxCellSeconds), "--quadratic-limit", String(st.quadraticLimit), ...(st.force ? ["--force"] : []), "--out", st.out];
+    "--max-cell-seconds", String(st.maxCellSeconds), "--quadratic-limit", String(st.quadraticLimit), ...(st.force ? ["--force"] : []),
+    ...(st.backend ? ["--backend", st.backend] : []), "--out", st.out];
   return [sweep.join(" "), `node bin/parallelcomp.js sweep --page-only --out ${st.out}`];
 }
 
@@ -227,6 +228,7 @@ export async function renderResultsPage(out: string): Promise<string[]> {
       ["preset", `\`${st.preset}\` (parallelcomp keeps the top ${topK} chunk${topK === 1 ? "" : "s"}; pcw keeps all)`],
       ["samples per cell", `${st.samples}, needle depths ${depths.join(", ")}`],
       ["seed", String(st.seed)],
+      ["engine", st.backend ? `${st.backend} (\`--backend ${st.backend}\`; llama.cpp's defaults: F16 KV cache, flash attention auto)` : "native (ours)"],
       ["machine", `${f.machine.cpu}, ${plural(f.machine.cores, "core")}, ${plural(f.machine.threads, "thread")}; Node ${f.machine.node}, ${f.machine.platform}`],
       ["date", `${f.started.slice(0, 16).replace("T", " ")} to ${f.updated.slice(0, 16).replace("T", " ")} UTC`],
       ["cells", `${count("done")} run, ${count("skipped")} skipped by rule, ${count("failed")} failed`],

@@ -65,6 +65,7 @@ export interface SweepSettings {
   quadraticLimit: number; // QUADRATIC methods above this many tokens are skipped
   force: boolean; // run every cell: no skip rule, no stop
   out: string; // as given, for the regenerate command
+  backend?: string; // the engine when not native
 }
 
 export interface ModelInfo {
@@ -304,6 +305,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepFile> {
   const settings: SweepSettings = {
     tasks: o.tasks, lengthSpec: o.lengths, lengths: resolveLengths(o.lengths, model.nCtxTrain), methods: o.methods, preset: o.preset,
     samples: o.samples, seed: o.seed, threads: o.threads, maxCellSeconds: o.maxCellSeconds, quadraticLimit: o.quadraticLimit, force: o.force, out: o.out,
+    ...(o.backend && o.backend !== "native" ? { backend: o.backend } : {}),
   };
   const earlier = new Map<string, DoneCell>();
   let started = new Date().toISOString();
