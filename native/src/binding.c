@@ -14,6 +14,8 @@
 //   getThreads(): number
 //   setIsa(name): string          "avx512" | "avx2" | "scalar", clamped to the CPU
 //   info(): { isa, detectedIsa, threads }
+//   trimMemory(): boolean           malloc_trim(0): free C-heap pages back to the OS
+#include <malloc.h>
 #include <math.h>
 #include <node_api.h>
 #include <pthread.h>
@@ -414,6 +416,18 @@ static napi_value js_set_isa(napi_env env, napi_callback_info info) {
     return make_str(env, pc_isa_name(got));
 }
 
+/** Gives the C heap's free pages back to the OS (glibc keeps them after a large request's
+ *  buffers are freed); returns whether anything was released. A no-op elsewhere. */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+    int released = 0;
+#ifdef __GLIBC__
+    released = malloc_trim(0);
+#endif
+    napi_value v;
+    napi_get_boolean(env, released != 0, &v);
+    return v;
+}
+
 static napi_value js_info(napi_env env, napi_callback_info info) {
     (void)info;
     napi_value obj;
@@ -445,6 +459,7 @@ NAPI_MODULE_INIT() {
         {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setIsa", NULL, js_set_isa, NULL, NULL, NULL, napi_enumerable, NULL},
         {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     return exports;

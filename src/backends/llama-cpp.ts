@@ -197,11 +197,11 @@ export class LlamaCppEngine implements Engine {
     private readonly o: Required<LlamaCppOptions>,
   ) {
     const info = llama.binding.modelInfo(model);
-    this.config = { arch: info.arch, nCtxTrain: info.nCtxTrain, nVocab: info.nVocab, nLayers: info.nLayer };
     this.backend = { name: "llama.cpp", device: llama.device, notice: llama.noGpu && `${llama.noGpu}: using the CPU` };
     const headDim = gguf.number(`${info.arch}.attention.key_length`, info.nEmbd / info.nHead);
     const valueDim = gguf.number(`${info.arch}.attention.value_length`, headDim);
     this.bytesPerRow = info.nLayer * info.nHeadKv * (headDim + valueDim) * (o.kvType === "f16" ? 2 : 4);
+    this.config = { arch: info.arch, nCtxTrain: info.nCtxTrain, nVocab: info.nVocab, nLayers: info.nLayer, kvBytesPerToken: this.bytesPerRow };
   }
 
   static load(file: string, opts: LlamaCppOptions & { gpu?: boolean } = {}): LlamaCppEngine {

@@ -2,7 +2,7 @@
 
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { BACKENDS, type Engine } from "../engine/engine.js";
-import { checkBackend, loadEngine } from "../backends/index.js";
+import { checkBackend, loadEngine, type EngineOptions } from "../backends/index.js";
 import type { KernelChoice } from "../kernels/index.js";
 
 export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -38,9 +38,16 @@ export function addBackendOptions(cmd: Command): Command {
     .option("--gpu-layers <n>", "llama.cpp backend: layers offloaded to the GPU (default all)", int(0, 100000));
 }
 
+type BackendFlags = { threads?: number; backend?: string; kvType?: "f16" | "f32"; flashAttn?: "auto" | "on" | "off"; gpuLayers?: number; kernels?: KernelChoice };
+
+/** The engine options the flags ask for (checked). */
+export function engineOptions(o: BackendFlags): EngineOptions {
+  return { threads: o.threads, kernels: o.kernels, backend: checkBackend(o.backend ?? "native"), kvType: o.kvType, flashAttention: o.flashAttn, gpuLayers: o.gpuLayers };
+}
+
 /** Loads the model the options name on their backend; a fallback's reason goes to stderr in one line. */
-export function openEngine(o: { model?: string; threads?: number; backend?: string; kvType?: "f16" | "f32"; flashAttn?: "auto" | "on" | "off"; gpuLayers?: number; kernels?: KernelChoice }): Engine {
-  const engine = loadEngine(o.model, { threads: o.threads, kernels: o.kernels, backend: checkBackend(o.backend ?? "native"), kvType: o.kvType, flashAttention: o.flashAttn, gpuLayers: o.gpuLayers });
+export function openEngine(o: BackendFlags & { model?: string }): Engine {
+  const engine = loadEngine(o.model, engineOptions(o));
   if (engine.backend.notice) process.stderr.write(`parallelcomp: ${engine.backend.notice}\n`);
   return engine;
 }

@@ -22,6 +22,7 @@ export interface EngineConfig {
   nCtxTrain: number; // trained window
   nVocab: number;
   nLayers: number;
+  kvBytesPerToken: number; // K and V of one token, all layers, in the engine's KV type
 }
 
 /** A KV cache as the method uses it: rows carry (seq, pos); verbs on half-open position ranges. */

@@ -33,6 +33,9 @@ export interface GenerateResult {
 
 const now = () => performance.now() / 1000;
 
+/** Prompt tokens per forward call: the native engine's step and llama.cpp's ubatch, so pieces change no result. */
+export const PREFILL_PIECE = 512;
+
 /** Generation run to the end at once. */
 export function generate(model: Engine, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
   return drain(generateSteps(model, prompt, o));
@@ -60,7 +63,19 @@ export function* generateSteps(model: Engine, prompt: ArrayLike<number>, o: Gene
 function* decodeSteps(model: Engine, cache: SeqCache, prompt: ArrayLike<number>, maxTokens: number, seq: number, sampler: Sampler, stop: Set<number>, o: GenerateOptions): Generator<void, GenerateResult> {
   const t0 = now();
   let pos = o.pos0 ?? cache.seqPosMax(seq) + 1;
-  let logits = model.forward(cache, sequenceBatch(prompt, { seq, pos0: pos }), { ...o.forward, ...o.prefill });
+  // The prompt in pieces, with a step between them, so a long prefill can be stopped; an
+  // observer that needs the whole prompt at once (calibration) gets it in one.
+  const piece = o.prefill?.oneStep ? prompt.length : PREFILL_PIECE;
+  let logits: Float32Array = new Float32Array(0);
+  for (let i = 0; i < prompt.length; i += piece) {
+    const last = i + piece >= prompt.length;
+    const part = Array.prototype.slice.call(prompt, i, i + piece) as number[];
+    logits = model.forward(cache, sequenceBatch(part, { seq, pos0: pos + i, logits: last ? "last" : "none" }), { ...o.forward, ...o.prefill });
+    if (!last) {
+      yield;
+      if (o.signal?.aborted) throw abortError(o.signal);
+    }
+  }
   pos += prompt.length;
   const t1 = now();
   yield;

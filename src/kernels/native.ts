@@ -29,6 +29,7 @@ interface NativeAddon {
   getThreads(): number;
   setIsa(name: string): string;
   info(): NativeInfo;
+  trimMemory(): boolean;
 }
 
 export type NativeIsa = "avx512" | "avx2" | "scalar";
@@ -45,6 +46,8 @@ export interface NativeInfo {
 export interface NativeKernels extends Kernels {
   readonly name: "native";
   info(): NativeInfo;
+  /** Returns the C heap's free pages to the OS (glibc's malloc_trim); true if any were. */
+  trimMemory(): boolean;
   /** Restricts the instruction set (for tests and benchmarks); clamped to what the CPU has. */
   setIsa(isa: NativeIsa): NativeIsa;
   /** The benchmark's yardstick: y[T, nOut] = x . w^T with `lib`'s cblas_sgemm (dlopen'ed;
@@ -87,7 +90,7 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
     const addon = require(path) as NativeAddon;
     if (typeof addon.matmul !== "function" || typeof addon.attention !== "function") {
       cached = { error: `${path} is not the parallelcomp addon` };
-    } else if (typeof addon.copyRows !== "function") {
+    } else if (typeof addon.copyRows !== "function" || typeof addon.trimMemory !== "function") {
       cached = { error: `${path} was built from older sources; rebuild it: npm run build:native` };
     } else {
       cached = { kernels: wrap(addon) };
@@ -206,6 +209,7 @@ function wrap(addon: NativeAddon): NativeKernels {
       addon.setThreads(n);
     },
     info: () => addon.info(),
+    trimMemory: () => addon.trimMemory(),
     blasSgemm: (lib, x, w, y, T, nOut, nIn, threads) => addon.blasSgemm(lib, x, w, y, T, nOut, nIn, threads),
     setIsa: (isa: NativeIsa) => addon.setIsa(isa) as NativeIsa,
   };

@@ -24,6 +24,7 @@ export interface ModelConfig {
   /** NEOX style rotates (x[i], x[i + ropeDim/2]); NORM style rotates (x[2i], x[2i+1]). */
   ropeNeox: boolean;
   ropeFreqScale: number; // 1 / linear scaling factor
+  kvBytesPerToken: number; // K and V of one token in every layer (F32)
 }
 
 export function readConfig(g: GgufFile): ModelConfig {
@@ -68,5 +69,6 @@ export function readConfig(g: GgufFile): ModelConfig {
     ropeDim: g.number(k("rope.dimension_count"), headDim),
     ropeNeox: arch === "qwen2",
     ropeFreqScale,
+    kvBytesPerToken: positive(k("block_count"), g.number(k("block_count"))) * nKvHeads * headDim * 2 * 4,
   };
 }

@@ -6,33 +6,57 @@
 
 import * as http from "node:http";
 import * as path from "node:path";
-import { randomUUID } from "node:crypto";
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import { Worker } from "node:worker_threads";
 import type { Engine } from "../engine/engine.js";
-import { ask, type AskResult } from "../api.js";
-import { renderChat } from "../tokenizer/chat.js";
-import { drainAsync, generateSteps } from "../generate/generate.js";
-import { HttpError, parseBody, parseJob, splitConversation, type Job } from "./requests.js";
+import type { EngineOptions } from "../backends/index.js";
+import { UsageError } from "../errors.js";
+import { HttpError, parseBody, parseJob, type Job } from "./requests.js";
+import { collectGarbage } from "./gc.js";
+import { DEFAULT_JOB_LIMITS, isUserError, runJob, type JobLimits, type JobOutcome } from "./jobs.js";
+import type { FromWorker, ToWorker, WorkerData } from "./worker.js";
+
+export { StopScanner } from "./jobs.js";
+
+/** A model for the server to load in its engine thread. */
+export interface ModelSource {
+  file?: string; // default: the bundled model
+  options?: EngineOptions;
+}
+
+/** A request running longer is stopped with a 504 (a stream gets an error event). */
+export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 600;
 
 export interface ServerOptions {
-  model: Engine;
+  /** A loaded engine runs in this thread, between event-loop turns; a `ModelSource` is loaded and run in a worker thread. */
+  model: Engine | ModelSource;
   host?: string; // default 127.0.0.1
   port?: number; // default 8080; 0 = any free port
   /** Requests waiting behind the running one; more get 429. Default 8. */
   maxQueue?: number;
   /** Largest request body; more get 413. Default 64 MiB (the CLI's context limit). */
   maxBodyBytes?: number;
+  /** Required as `Authorization: Bearer KEY` on every route but /health. Default: none. */
+  apiKey?: string;
+  /** Host header names accepted besides the bound address (and localhost when bound to loopback). */
+  allowedHosts?: string[];
+  /** Origins a browser page may call from ("*" for any); default none: requests with an Origin get 403. */
+  corsOrigins?: string[];
+  /** Limits on what one request may ask of the engine (jobs.ts `DEFAULT_JOB_LIMITS`). */
+  limits?: Partial<JobLimits>;
+  /** Default DEFAULT_REQUEST_TIMEOUT_SECONDS. */
+  requestTimeoutSeconds?: number;
   log?: (line: string) => void;
 }
 
 export interface RunningServer {
   url: string;
   server: http.Server;
+  backend: { name: string; device: string; notice?: string };
   /** Requests running or waiting now. */
   load(): { running: number; waiting: number };
   close(): Promise<void>;
 }
-
-class Stopped extends Error {} // a stop string was produced: end the run, keep the text
 
 /** One-at-a-time execution with a bounded wait list. */
 class Queue {
@@ -61,30 +85,6 @@ class Queue {
     }, { once: true });
     return true;
   }
-}
-
-/** Holds back text that might be the start of a stop string; reports the cut when one appears. */
-export class StopScanner {
-  private held = "";
-  constructor(private readonly stops: string[]) {}
-
-  /** Text safe to emit now, and whether a stop string ended the answer. */
-  push(text: string): { out: string; stopped: boolean } {
-    this.held += text;
-    if (this.stops.length === 0) { const out = this.held; this.held = ""; return { out, stopped: false }; }
-    let cut = -1;
-    for (const s of this.stops) {
-      const i = this.held.indexOf(s);
-      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-    }
-    if (cut >= 0) { const out = this.held.slice(0, cut); this.held = ""; return { out, stopped: true }; }
-    const keep = Math.max(0, ...this.stops.map((s) => s.length - 1));
-    const out = this.held.slice(0, Math.max(0, this.held.length - keep));
-    this.held = this.held.slice(out.length);
-    return { out, stopped: false };
-  }
-
-  flush(): string { const out = this.held; this.held = ""; return out; }
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown) {
@@ -124,46 +124,102 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-export function startServer(o: ServerOptions): Promise<RunningServer> {
-  const model = o.model;
-  const modelId = path.basename(model.file).replace(/\.gguf$/i, "");
+/**
+ * Who may call: a web page the user opens must not reach a local API (no Origin allowed unless
+ * --cors; a DNS-rebinding name fails the Host check; a form POST without a preflight is not
+ * application/json), and with an API key every route but /health needs it.
+ */
+export function accessCheck(o: Pick<ServerOptions, "apiKey" | "allowedHosts" | "corsOrigins">, bound: string) {
+  const loopback = /^(127\.|::1$|localhost$)/.test(bound);
+  const wildcard = bound === "0.0.0.0" || bound === "::";
+  const hosts = new Set([bound, ...(loopback ? ["localhost", "127.0.0.1", "::1"] : []), ...(o.allowedHosts ?? [])].map((h) => h.toLowerCase()));
+  const cors = new Set(o.corsOrigins ?? []);
+  const key = o.apiKey ? Buffer.from(o.apiKey) : null;
+  return {
+    /** Headers for a response to this request (CORS, when its Origin is allowed). */
+    corsHeaders(req: http.IncomingMessage): Record<string, string> {
+      const origin = req.headers.origin;
+      if (!origin || !(cors.has("*") || cors.has(origin))) return {};
+      return { "access-control-allow-origin": cors.has("*") ? "*" : origin, vary: "Origin" };
+    },
+    /** Throws the HttpError this request gets, if any (before its body is read). A CORS preflight is checked for Host and Origin only. */
+    check(req: Pick<http.IncomingMessage, "method" | "headers">, route: string): void {
+      const preflight = req.method === "OPTIONS";
+      const hostHeader = (req.headers.host ?? "").toLowerCase();
+      const hostname = hostHeader.startsWith("[") ? hostHeader.slice(1, hostHeader.indexOf("]")) : hostHeader.replace(/:\d+$/, "");
+      if (!(wildcard && !o.allowedHosts?.length) && !hosts.has(hostname)) {
+        throw new HttpError(403, `Host "${hostHeader}" is not allowed (this server answers to ${[...hosts].join(", ")}; add names with --allowed-host)`, "permission_error");
+      }
+      const origin = req.headers.origin;
+      if (origin && !(cors.has("*") || cors.has(origin))) {
+        throw new HttpError(403, `requests from the web origin ${origin} are not allowed (start the server with --cors ${origin} to allow them)`, "permission_error");
+      }
+      if (preflight) return;
+      if (key && route !== "/health") {
+        const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
+        const given = Buffer.from(m ? m[1].trim() : "");
+        if (given.length !== key.length || !timingSafeEqual(given, key)) throw new HttpError(401, "a valid API key is needed: send it as 'Authorization: Bearer KEY'", "invalid_request_error");
+      }
+    },
+    /** A POST body must say it is JSON: a page's form or text/plain POST is sent without a preflight. */
+    checkJson(req: Pick<http.IncomingMessage, "headers">): void {
+      const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+      if (type !== "application/json") throw new HttpError(415, `POST bodies must be sent as 'Content-Type: application/json', got ${JSON.stringify(type || "none")}`);
+    },
+  };
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const log = o.log ?? (() => {});
+  const limits: JobLimits = { ...DEFAULT_JOB_LIMITS, ...o.limits };
+  const runner = "forward" in o.model ? inThread(o.model, limits) : await inWorker(o.model, limits, log);
+  const modelId = path.basename(runner.file).replace(/\.gguf$/i, "");
   const queue = new Queue(o.maxQueue ?? 8);
   const maxBody = o.maxBodyBytes ?? 64 * 1024 * 1024;
+  const timeoutMs = (o.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000;
   const created = Math.floor(Date.now() / 1000);
-  const log = o.log ?? (() => {});
+  const access = accessCheck(o, o.host ?? "127.0.0.1");
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     const route = url.pathname.replace(/\/+$/, "");
+    for (const [k, v] of Object.entries(access.corsHeaders(req))) res.setHeader(k, v);
     try {
+      access.check(req, route);
+      if (req.method === "OPTIONS") {
+        if (!req.headers.origin) throw new HttpError(405, "OPTIONS is answered only as a CORS preflight (with an Origin header)");
+        res.writeHead(204, { "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600" });
+        return res.end();
+      }
       if (route === "/v1/models" || route === "/v1/models/" + modelId) {
         if (req.method !== "GET") throw new HttpError(405, `${req.method} is not allowed on ${route}: use GET`);
-        const card = { id: modelId, object: "model", created, owned_by: "parallelcomp", context_length: model.config.nCtxTrain };
+        const card = { id: modelId, object: "model", created, owned_by: "parallelcomp", context_length: runner.nCtxTrain };
         return sendJson(res, 200, route === "/v1/models" ? { object: "list", data: [card] } : card);
       }
       if (route === "/health") return sendJson(res, 200, { status: "ok", ...queue.load });
       const kind = route === "/v1/chat/completions" ? "chat" : route === "/v1/completions" ? "completion" : null;
       if (!kind) throw new HttpError(404, `no route ${route} (routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions)`, "not_found_error");
       if (req.method !== "POST") throw new HttpError(405, `${req.method} is not allowed on ${route}: use POST`);
+      if (Number(req.headers["content-length"] ?? 0) > maxBody) throw new HttpError(413, `the request body is larger than ${maxBody} bytes`);
+      access.checkJson(req);
       const job = parseJob(kind, parseBody(await readBody(req, maxBody)));
       const abort = new AbortController();
       res.on("close", () => { if (!res.writableFinished) abort.abort(new Error("the client disconnected")); });
-      const accepted = queue.offer(() => run(job, res, abort.signal), abort.signal);
+      const accepted = queue.offer(() => run(job, res, abort), abort.signal);
       if (!accepted) throw new HttpError(429, `the server is busy: ${queue.max} requests are already waiting; retry later`, "rate_limit_error");
     } catch (e) {
       if (e instanceof HttpError) return sendError(res, e);
       log(`internal error: ${(e as Error).stack}`);
-      sendError(res, new HttpError(500, (e as Error).message, "server_error"));
+      sendError(res, new HttpError(500, "internal error (see the server's log)", "server_error"));
     }
   });
 
-  async function run(job: Job, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+  async function run(job: Job, res: http.ServerResponse, abort: AbortController): Promise<void> {
+    const signal = abort.signal;
     if (signal.aborted) return;
     const id = (job.kind === "chat" ? "chatcmpl-" : "cmpl-") + randomUUID();
     const t0 = performance.now();
-    const stopAt = new StopScanner(job.stop);
-    const local = new AbortController(); // a stop string ends the run early
-    const both = AbortSignal.any([signal, local.signal]);
+    const timer = setTimeout(() => abort.abort(new TimedOut(`the request ran past the server's limit of ${timeoutMs / 1000} s (--request-timeout)`)), timeoutMs);
     let text = "";
     let started = false;
     const chunk = (piece: { content?: string; role?: string } | null, finish: string | null) => ({
@@ -172,128 +228,172 @@ export function startServer(o: ServerOptions): Promise<RunningServer> {
         ? { index: 0, delta: piece ?? {}, finish_reason: finish, logprobs: null }
         : { index: 0, text: piece?.content ?? "", finish_reason: finish, logprobs: null }],
     });
-    const emit = (s: string) => {
+    const startStream = () => {
+      if (started) return;
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      started = true;
+      if (job.kind === "chat") res.write(`data: ${JSON.stringify(chunk({ role: "assistant", content: "" }, null))}\n\n`);
+    };
+    const onText = (s: string) => {
       if (!s) return;
       text += s;
       if (!job.stream) return;
-      if (!started) {
-        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-        started = true;
-        if (job.kind === "chat") res.write(`data: ${JSON.stringify(chunk({ role: "assistant", content: "" }, null))}\n\n`);
-      }
+      startStream();
       res.write(`data: ${JSON.stringify(chunk({ content: s }, null))}\n\n`);
     };
-    const onText = (s: string) => {
-      const r = stopAt.push(s);
-      emit(r.out);
-      if (r.stopped) local.abort(new Stopped());
-    };
 
-    let promptTokens = 0;
-    let completionTokens = 0;
-    let finish: "stop" | "length" = "stop";
-    let details: Partial<AskResult> = {};
+    let out: JobOutcome;
     try {
-      const direct = directPrompt(job);
-      if (direct !== null) {
-        const tok = model.tokenizer;
-        const ids = tok.encode(direct, { addBos: tok.addBos, parseSpecial: job.kind === "chat" });
-        promptTokens = ids.length;
-        const decoder = tok.streamDecoder({ skipSpecial: true });
-        const g = await drainAsync(generateSteps(model, ids, {
-          ...job.sampling, maxTokens: job.maxTokens, stopTokens: tok.eogTokens,
-          onToken: (t) => onText(decoder.push(t)),
-        }), both).catch(stoppedOk);
-        if (g) { onText(decoder.flush()); completionTokens = g.tokens.length; finish = g.stoppedBy === "length" ? "length" : "stop"; }
-        else completionTokens = countTokens(text); // ended by a stop string
-      } else {
-        const split = { ...splitConversation(job.messages), ...definedOnly(job.override) };
-        const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix }, {
-          method: job.override.method, preset: job.override.preset, topK: job.override.topK, chunkTokens: job.override.chunkTokens,
-          maxParallelChunks: job.override.maxParallelChunks, maxTokens: job.maxTokens, sampling: job.sampling, signal: both, onText,
-          onTokenized: (n) => { promptTokens = n; },
-        }).catch(stoppedOk);
-        if (r) {
-          promptTokens = r.promptTokens; completionTokens = r.tokens.length; finish = r.stoppedBy;
-          details = { method: r.method, nChunks: r.nChunks, keptChunks: r.keptChunks, timings: r.timings };
-        } else {
-          completionTokens = countTokens(text); // ended by a stop string
-        }
-      }
+      out = await runner.run(job, onText, signal);
     } catch (e) {
-      if (signal.aborted) { log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
-      const err = userError(e) ?? new HttpError(500, (e as Error).message, "server_error");
-      if (err.status >= 500) log(`${id}: ${(e as Error).stack}`);
+      const timedOut = signal.reason instanceof TimedOut;
+      if (signal.aborted && !timedOut) { log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
+      const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error")
+        : e instanceof HttpError ? e
+        : isUserError(e) ? new HttpError(400, (e as Error).message)
+        : new HttpError(500, (e as Error).message, "server_error");
+      log(`${id}: ${err.status} ${err.message}`);
       if (!started) return sendError(res, err);
       res.write(`data: ${JSON.stringify({ error: { message: err.message, type: err.type } })}\n\n`);
       res.end();
       return;
+    } finally {
+      clearTimeout(timer);
+      setImmediate(collectGarbage); // the request's body and text, once the answer is sent
     }
-    emit(stopAt.flush());
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
-    log(`${id}: ${job.kind} ${promptTokens}+${completionTokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const usage = { prompt_tokens: out.promptTokens, completion_tokens: out.completionTokens, total_tokens: out.promptTokens + out.completionTokens };
+    log(`${id}: ${job.kind} ${out.promptTokens}+${out.completionTokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (job.stream) {
-      if (!started) { res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" }); started = true; }
-      res.write(`data: ${JSON.stringify(chunk(null, finish))}\n\n`);
+      startStream();
+      res.write(`data: ${JSON.stringify(chunk(null, out.finish))}\n\n`);
       if (job.includeUsage) res.write(`data: ${JSON.stringify({ ...chunk(null, null), choices: [], usage })}\n\n`);
       res.end("data: [DONE]\n\n");
       return;
     }
     const choice = job.kind === "chat"
-      ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish, logprobs: null }
-      : { index: 0, text, finish_reason: finish, logprobs: null };
+      ? { index: 0, message: { role: "assistant", content: text }, finish_reason: out.finish, logprobs: null }
+      : { index: 0, text, finish_reason: out.finish, logprobs: null };
     sendJson(res, 200, {
       id, object: job.kind === "chat" ? "chat.completion" : "text_completion", created: Math.floor(Date.now() / 1000), model: modelId,
-      choices: [choice], usage, parallelcomp: details,
+      choices: [choice], usage, parallelcomp: out.details,
     });
   }
 
-  function countTokens(s: string): number {
-    return model.tokenizer.encode(s, { addBos: false, parseSpecial: false }).length;
-  }
-
-  /**
-   * The prompt to generate from directly, when it fits the window with the answer and no
-   * override asks for ParallelComp: a chat rendered with the model's template (models without one
-   * take the split, which is the layout such a model was trained on), or a completion's prompt.
-   */
-  function directPrompt(job: Job): string | null {
-    if (job.forceSplit) return null;
-    let text: string;
-    if (job.kind === "completion") text = job.prompt!;
-    else if (model.gguf.has("tokenizer.chat_template")) text = renderChat(model.gguf, job.messages, { addGenerationPrompt: true });
-    else return null;
-    const n = model.tokenizer.encode(text, { addBos: model.tokenizer.addBos, parseSpecial: job.kind === "chat" }).length;
-    return n + job.maxTokens <= model.config.nCtxTrain ? text : null;
-  }
-
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (e) => { void runner.close(); reject(e); });
     server.listen(o.port ?? 8080, o.host ?? "127.0.0.1", () => {
       const a = server.address() as { address: string; port: number };
       const host = a.address.includes(":") ? `[${a.address}]` : a.address;
       resolve({
         url: `http://${host}:${a.port}`,
         server,
+        backend: runner.backend,
         load: () => queue.load,
-        close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+        close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => { void runner.close().then(() => r()); }); }),
       });
     });
   });
 }
 
-function stoppedOk(e: unknown): null {
-  if (e instanceof Stopped) return null;
-  throw e;
+class TimedOut extends Error {}
+
+/** How long a cancelled run may take to reach its next step before its thread is stopped. */
+const CANCEL_GRACE_MS = 10_000;
+
+/** Where requests run: `run` streams the answer's text and resolves with the counts. */
+interface Runner {
+  file: string;
+  nCtxTrain: number;
+  backend: { name: string; device: string; notice?: string };
+  run(job: Job, onText: (s: string) => void, signal: AbortSignal): Promise<JobOutcome>;
+  close(): Promise<void>;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** A loaded engine, run in this thread between event-loop turns (the library's way; tests). */
+function inThread(model: Engine, limits: JobLimits): Runner {
+  return {
+    file: model.file, nCtxTrain: model.config.nCtxTrain, backend: model.backend,
+    run: (job, onText, signal) => runJob(model, job, limits, { onText }, signal),
+    close: async () => {},
+  };
 }
 
-/** Errors the request caused (an empty question, a question longer than the window): 400. */
-function userError(e: unknown): HttpError | null {
-  const m = (e as Error).message ?? "";
-  if (/is empty|leave .* tokens|must be|unknown (method|preset)|invalid sampling|too short|does not fit/.test(m)) return new HttpError(400, m);
-  return null;
+/**
+ * The engine in a worker thread, started again if it dies (a message says why); a cancel reaches
+ * it between the steps of a run, whatever this thread is doing.
+ */
+async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string) => void): Promise<Runner> {
+  const pending = new Map<string, { onText: (s: string) => void; resolve: (o: JobOutcome) => void; reject: (e: Error) => void; signal: AbortSignal }>();
+  let worker!: Worker;
+  let closing = false;
+  const recycling = new Set<Worker>(); // replaced on purpose: their exit is not a failure
+  const start = () => new Promise<Extract<FromWorker, { type: "ready" }>>((resolve, reject) => {
+    const data: WorkerData = { file: src.file, options: src.options ?? {}, limits };
+    const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: data });
+    worker = w;
+    let ready = false;
+    w.on("message", (m: FromWorker) => {
+      if (m.type === "ready") { ready = true; return resolve(m); }
+      const p = pending.get(m.id);
+      if (!p) return;
+      if (m.type === "text") return p.onText(m.s);
+      pending.delete(m.id);
+      if (m.type === "done") return p.resolve(m.outcome);
+      if (m.cancelled && p.signal.aborted) return p.reject(p.signal.reason instanceof Error ? p.signal.reason : new Error("cancelled"));
+      p.reject(m.usage ? new UsageError(m.message) : new Error(m.message));
+    });
+    w.on("error", (e) => {
+      if (!ready) return reject(e);
+      log(`engine thread failed: ${e.message}`);
+    });
+    w.on("exit", (code) => {
+      if (recycling.delete(w)) return;
+      if (!ready) return reject(new Error(`the engine thread exited (${code}) while loading the model`));
+      for (const p of pending.values()) p.reject(new Error(`the engine stopped (exit code ${code}); it is being restarted`));
+      pending.clear();
+      if (!closing) {
+        log(`engine thread exited with code ${code}: restarting it`);
+        booting = start().catch((e: Error) => { log(`engine restart failed: ${e.message}`); throw e; });
+      }
+    });
+  });
+  let booting = start();
+  const first = await booting;
+  collectGarbage();
+  const idleRss = process.memoryUsage().rss;
+  // After a request, memory the engine thread kept (V8 keeps its grown heap) goes with the thread:
+  // above 10% over idle it is replaced by a fresh one, before the next request runs.
+  const recycle = async () => {
+    collectGarbage();
+    if (process.memoryUsage().rss <= idleRss * 1.1) return;
+    log(`engine thread holds ${Math.round((process.memoryUsage().rss - idleRss) / 2 ** 20)} MiB over idle: replacing it`);
+    const old = worker;
+    booting = start();
+    recycling.add(old);
+    await old.terminate();
+    await booting;
+    collectGarbage();
+  };
+  return {
+    file: first.file, nCtxTrain: first.nCtxTrain, backend: first.backend,
+    async run(job, onText, signal) {
+      await booting;
+      const id = randomUUID();
+      const w = worker;
+      return new Promise<JobOutcome>((resolve, reject) => {
+        pending.set(id, { onText, resolve, reject, signal });
+        const cancel = () => {
+          w.postMessage({ type: "cancel", id, reason: (signal.reason as Error)?.message ?? "cancelled" } satisfies ToWorker);
+          // A step that does not end (it should not happen) is ended with the thread.
+          setTimeout(() => { if (pending.has(id)) void w.terminate(); }, CANCEL_GRACE_MS).unref();
+        };
+        signal.addEventListener("abort", cancel, { once: true });
+        w.postMessage({ type: "run", id, job } satisfies ToWorker);
+      }).finally(() => recycle().catch((e: Error) => log(`engine thread replacement failed: ${e.message}`)));
+    },
+    async close() {
+      closing = true;
+      await worker.terminate();
+    },
+  };
 }

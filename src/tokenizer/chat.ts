@@ -7,8 +7,9 @@
 // "<|begin_of_text|>"); encode it with parseSpecial on, and with addBos off in that case, or the
 // prompt gets two BOS tokens.
 
-import { Template } from "@huggingface/jinja";
+import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { GgufFile } from "../gguf/reader.js";
+import { UsageError } from "../errors.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -45,17 +46,82 @@ export function renderChat(g: GgufFile | ChatTemplateSource, messages: ChatMessa
     if (compiled.size > 16) compiled.clear();
     compiled.set(src.template, t);
   }
+  const inputChars = messages.reduce((a, m) => a + m.content.length, 0);
   try {
-    return t.render({
+    const out = renderLimited(t, {
       ...opts.extra,
       messages: messages.map((m) => ({ role: m.role, content: m.content })),
       add_generation_prompt: addGenerationPrompt,
       bos_token: src.bos ?? "",
       eos_token: src.eos ?? "",
-    });
+    }, TEMPLATE_LIMITS.extraChars + 2 * inputChars);
+    return out;
   } catch (e) {
+    if (e instanceof TemplateLimitError) throw new UsageError(`${where} exceeds its limits (${e.message}): the model's chat template is not usable as written`);
     throw new Error(`${where} failed to render: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Limits on a chat template's run. A GGUF's template is code from the file: a loop over
+ * range(10^9) would allocate for minutes or abort V8. Real templates (Llama 3, Qwen 3, Gemma,
+ * Phi) take a few hundred steps per message; the output is the messages plus a little markup.
+ */
+export const TEMPLATE_LIMITS = {
+  steps: 2_000_000, // evaluated nodes
+  rangeItems: 100_000, // elements all range() calls may produce together
+  milliseconds: 2_000,
+  extraChars: 1 << 20, // output beyond twice the messages' text
+};
+
+class TemplateLimitError extends Error {}
+
+/**
+ * Template.render with the limits: the interpreter counts the nodes it evaluates and watches the
+ * clock, and range() is ours (bounded); the other globals are the library's (its setupGlobals).
+ */
+function renderLimited(t: Template, vars: Record<string, unknown>, maxChars: number): string {
+  const deadline = performance.now() + TEMPLATE_LIMITS.milliseconds;
+  let steps = 0;
+  let rangeItems = 0;
+  // The library's evaluate() is where every node goes; wrapping it on the instance counts them.
+  type Value = { value: unknown };
+  type Evaluating = { evaluate(node: unknown, env: unknown): Value; run(program: unknown): Value };
+  const env = new Environment();
+  for (const [k, v] of Object.entries({ false: false, true: true, none: null, False: false, True: true, None: null })) env.set(k, v);
+  env.set("raise_exception", (msg: unknown) => { throw new Error(String(msg)); });
+  env.set("strftime_now", (format: string) => strftime(new Date(), format));
+  env.set("range", (start: number, stop?: number, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start];
+    if (step === 0) throw new Error("range() step must not be zero");
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    rangeItems += n;
+    if (!(rangeItems <= TEMPLATE_LIMITS.rangeItems)) throw new TemplateLimitError(`range() asked for more than ${TEMPLATE_LIMITS.rangeItems} items`);
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  });
+  for (const [k, v] of Object.entries(vars)) env.set(k, v);
+  const interp = new (Interpreter as unknown as new (env: Environment) => Evaluating)(env);
+  const evaluate = interp.evaluate.bind(interp);
+  interp.evaluate = (node, e) => {
+    if (++steps > TEMPLATE_LIMITS.steps) throw new TemplateLimitError(`more than ${TEMPLATE_LIMITS.steps} steps`);
+    if ((steps & 1023) === 0 && performance.now() > deadline) throw new TemplateLimitError(`more than ${TEMPLATE_LIMITS.milliseconds} ms`);
+    const v = evaluate(node, e);
+    if (typeof v.value === "string" && v.value.length > maxChars) throw new TemplateLimitError(`a string of more than ${maxChars} characters`);
+    return v;
+  };
+  const out = interp.run(t.parsed).value;
+  if (typeof out !== "string") throw new Error("the template did not produce text");
+  return out;
+}
+
+/** Python's strftime for the codes chat templates use (Llama 3.x writes "%d %b %Y"). */
+function strftime(d: Date, format: string): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const month = (style: "long" | "short") => d.toLocaleString("en-US", { month: style });
+  return format.replace(/%[YmdbBHMS%]/g, (c) => ({
+    "%Y": String(d.getFullYear()), "%m": pad(d.getMonth() + 1), "%d": pad(d.getDate()), "%b": month("short"), "%B": month("long"),
+    "%H": pad(d.getHours()), "%M": pad(d.getMinutes()), "%S": pad(d.getSeconds()), "%%": "%",
+  })[c] ?? c);
 }
 
 function fromGguf(g: GgufFile): ChatTemplateSource {
