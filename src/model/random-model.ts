@@ -93,6 +93,8 @@ export interface RandomModelOptions {
   seed?: number;
   /** Override a few shape fields (tests use a smaller vocabulary or fewer layers). */
   shape?: Partial<ModelShape>;
+  /** More metadata, or replacements for the generated keys (a chat template, a broken value). */
+  metadata?: Array<[string, GgufKv]>;
 }
 
 export function writeRandomModel(file: string, shapeName: string, o: RandomModelOptions = {}): ModelShape {
@@ -165,7 +167,8 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     ...(s.headDim ? [[`${a}.attention.key_length`, kv.u32(headDim)], [`${a}.attention.value_length`, kv.u32(headDim)]] as Array<[string, GgufKv]> : []),
     ...placeholderVocab(s.nVocab),
   ];
-  writeGguf(file, metadata, tensors);
+  const extra = new Map(o.metadata ?? []);
+  writeGguf(file, [...metadata.filter(([k]) => !extra.has(k)), ...extra], tensors);
   return s;
 }
 

@@ -98,29 +98,45 @@ function sendError(res: http.ServerResponse, e: HttpError) {
   sendJson(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: null } });
 }
 
+/**
+ * The body as text, up to `limit` bytes (413 past it). Its listeners go once it is read: a
+ * kept-alive connection keeps its last request object, and through them the body, alive.
+ */
 function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
+    let parts: Buffer[] = [];
     let size = 0;
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) return reject(new HttpError(413, `the request body is larger than ${limit} bytes`, "invalid_request_error"));
-    req.on("data", (d: Buffer) => {
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+    };
+    const onData = (d: Buffer) => {
       size += d.length;
       if (size > limit) {
+        done();
         reject(new HttpError(413, `the request body is larger than ${limit} bytes`, "invalid_request_error"));
         req.destroy();
         return;
       }
       parts.push(d);
-    });
-    req.on("end", () => {
+    };
+    const onEnd = () => {
+      done();
+      const body = Buffer.concat(parts);
+      parts = [];
       try {
-        resolve(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(parts)));
+        resolve(new TextDecoder("utf-8", { fatal: true }).decode(body));
       } catch {
         reject(new HttpError(400, "the request body is not valid UTF-8"));
       }
-    });
-    req.on("error", reject);
+    };
+    const onError = (e: Error) => { done(); reject(e); };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
   });
 }
 
@@ -203,9 +219,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (Number(req.headers["content-length"] ?? 0) > maxBody) throw new HttpError(413, `the request body is larger than ${maxBody} bytes`);
       access.checkJson(req);
       const job = parseJob(kind, parseBody(await readBody(req, maxBody)));
-      const abort = new AbortController();
-      res.on("close", () => { if (!res.writableFinished) abort.abort(new Error("the client disconnected")); });
-      const accepted = queue.offer(() => run(job, res, abort), abort.signal);
+      const abort = cancelOnClose(res);
+      const accepted = queue.offer(() => run(job, res, abort).finally(() => runner.afterRequest()), abort.signal);
       if (!accepted) throw new HttpError(429, `the server is busy: ${queue.max} requests are already waiting; retry later`, "rate_limit_error");
     } catch (e) {
       if (e instanceof HttpError) return sendError(res, e);
@@ -259,7 +274,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return;
     } finally {
       clearTimeout(timer);
-      setImmediate(collectGarbage); // the request's body and text, once the answer is sent
     }
     const usage = { prompt_tokens: out.promptTokens, completion_tokens: out.completionTokens, total_tokens: out.promptTokens + out.completionTokens };
     log(`${id}: ${job.kind} ${out.promptTokens}+${out.completionTokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -295,6 +309,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 }
 
+/**
+ * An abort for when the client goes away. Made apart from the request's other closures: a
+ * listener shares its scope's variables, and this one lives as long as a kept-alive connection,
+ * which would keep a large request's text alive with it.
+ */
+function cancelOnClose(res: http.ServerResponse): AbortController {
+  const abort = new AbortController();
+  res.on("close", () => { if (!res.writableFinished) abort.abort(new Error("the client disconnected")); });
+  return abort;
+}
+
 class TimedOut extends Error {}
 
 /** How long a cancelled run may take to reach its next step before its thread is stopped. */
@@ -306,6 +331,8 @@ interface Runner {
   nCtxTrain: number;
   backend: { name: string; device: string; notice?: string };
   run(job: Job, onText: (s: string) => void, signal: AbortSignal): Promise<JobOutcome>;
+  /** Called once a request's answer is sent: memory it left behind is given back (the next run waits for it). */
+  afterRequest(): void;
   close(): Promise<void>;
 }
 
@@ -314,6 +341,7 @@ function inThread(model: Engine, limits: JobLimits): Runner {
   return {
     file: model.file, nCtxTrain: model.config.nCtxTrain, backend: model.backend,
     run: (job, onText, signal) => runJob(model, job, limits, { onText }, signal),
+    afterRequest: () => void setImmediate(collectGarbage),
     close: async () => {},
   };
 }
@@ -358,6 +386,7 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
     });
   });
   let booting = start();
+  let settling = Promise.resolve(); // the last request's clean-up
   const first = await booting;
   collectGarbage();
   const idleRss = process.memoryUsage().rss;
@@ -377,19 +406,26 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
   return {
     file: first.file, nCtxTrain: first.nCtxTrain, backend: first.backend,
     async run(job, onText, signal) {
+      await settling;
       await booting;
       const id = randomUUID();
       const w = worker;
+      const cancel = () => {
+        w.postMessage({ type: "cancel", id, reason: (signal.reason as Error)?.message ?? "cancelled" } satisfies ToWorker);
+        // A step that does not end (it should not happen) is ended with the thread.
+        setTimeout(() => { if (pending.has(id)) void w.terminate(); }, CANCEL_GRACE_MS).unref();
+      };
+      signal.addEventListener("abort", cancel, { once: true });
       return new Promise<JobOutcome>((resolve, reject) => {
         pending.set(id, { onText, resolve, reject, signal });
-        const cancel = () => {
-          w.postMessage({ type: "cancel", id, reason: (signal.reason as Error)?.message ?? "cancelled" } satisfies ToWorker);
-          // A step that does not end (it should not happen) is ended with the thread.
-          setTimeout(() => { if (pending.has(id)) void w.terminate(); }, CANCEL_GRACE_MS).unref();
-        };
-        signal.addEventListener("abort", cancel, { once: true });
         w.postMessage({ type: "run", id, job } satisfies ToWorker);
-      }).finally(() => recycle().catch((e: Error) => log(`engine thread replacement failed: ${e.message}`)));
+      }).finally(() => {
+        signal.removeEventListener("abort", cancel); // the signal outlives the request on a kept-alive connection
+      });
+    },
+    afterRequest() {
+      // A turn later, when the request's closures are gone; the next request waits for it.
+      settling = new Promise((r) => setImmediate(r)).then(recycle).catch((e: Error) => log(`engine thread replacement failed: ${e.message}`));
     },
     async close() {
       closing = true;

@@ -1,0 +1,176 @@
+// The server as a hostile client or a broken model file would try it: the engine runs in a worker
+// thread, so /health answers within 100 ms while a long request runs; a cancel, a timeout, a
+// quadratic method over a long input, a KV budget, an API key, a foreign Host or Origin and a
+// non-JSON POST each get their stated answer; memory is back near idle after a large request;
+// a chat template that would loop for ever is an error, not a crash.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import * as fs from "node:fs";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import * as path from "node:path";
+import OpenAI from "openai";
+import { startServer, type RunningServer } from "../src/server/server.js";
+import { renderChat } from "../src/tokenizer/chat.js";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { kv } from "../src/gguf/writer.js";
+import { tempDir } from "./support/tmp.js";
+
+const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
+const KEY = "test-key-123";
+const srv = await startServer({
+  model: { options: { threads: 1 } }, port: 0, maxQueue: 2, apiKey: KEY, corsOrigins: ["https://app.example"],
+  limits: { quadraticTokens: 1 << 20, maxKvMiB: 64 }, requestTimeoutSeconds: 8,
+});
+after(() => srv.close());
+const port = new URL(srv.url).port;
+const json = { "content-type": "application/json", authorization: `Bearer ${KEY}` };
+
+function raw(method: string, route: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, path: route, method, headers }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const longChat = (chars: number, extra: object = {}) => JSON.stringify({
+  model: "m", max_tokens: 8, messages: [{ role: "user", content: "The grass is green. ".repeat(Math.ceil(chars / 20)) + "\n\nWhat is the pass key?" }], ...extra,
+});
+
+async function healthTimes(n: number): Promise<number> {
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    const t0 = performance.now();
+    const r = await raw("GET", "/health", {});
+    worst = Math.max(worst, performance.now() - t0);
+    assert.equal(r.status, 200);
+  }
+  return worst;
+}
+
+test("a full-attention request over 300K characters: /health answers within 100 ms while it runs, and the client leaving stops it", async () => {
+  const stop = new AbortController();
+  const pending = fetch(srv.url + "/v1/chat/completions", { method: "POST", body: longChat(300_000, { parallelcomp: { method: "full" } }), headers: json, signal: stop.signal }).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(JSON.parse((await raw("GET", "/health", {})).body).running, 1);
+  const worst = await healthTimes(8);
+  assert.ok(worst < 100, `slowest /health ${worst.toFixed(0)} ms`);
+  stop.abort();
+  await pending;
+  const t0 = performance.now();
+  while (JSON.parse((await raw("GET", "/health", {})).body).running !== 0) {
+    assert.ok(performance.now() - t0 < 5000, "the cancelled run still holds the engine after 5 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+test("limits: a run past --request-timeout gets 504, full above the quadratic limit and a KV budget overrun get a 400 saying what to ask instead", async () => {
+  const slow = await raw("POST", "/v1/chat/completions", json, longChat(200_000, { parallelcomp: { method: "full" } }));
+  assert.equal(slow.status, 504, slow.body);
+  assert.match(JSON.parse(slow.body).error.message, /ran past the server's limit of 8 s \(--request-timeout\)/);
+  const limited = await startServer({ model: { options: { threads: 1 } }, port: 0, limits: { quadraticTokens: 4096, maxKvMiB: 8 } });
+  try {
+    const post = (body: string) => fetch(limited.url + "/v1/chat/completions", { method: "POST", body, headers: { "content-type": "application/json" } }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+    const full = await post(longChat(20_000, { parallelcomp: { method: "full" } }));
+    assert.equal(full.status, 400);
+    assert.match(full.body.error.message, /method "full" over \d+ tokens: .* up to 4096 tokens; use "parallelcomp"/);
+    const wide = await post(longChat(200_000, { parallelcomp: { parallel: 16, top_k: 16 } }));
+    assert.equal(wide.status, 400);
+    assert.match(wide.body.error.message, /parallel 16 \+ top_k 16 chunks .* need up to 32 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
+    const ok = await post(longChat(20_000));
+    assert.equal(ok.status, 200);
+  } finally {
+    await limited.close();
+  }
+});
+
+test("who may call: the API key (raw HTTP and the openai client), the Host check, JSON only, CORS only for the allowed origin", async () => {
+  assert.equal((await raw("GET", "/v1/models", {})).status, 401);
+  assert.equal((await raw("GET", "/v1/models", { authorization: "Bearer wrong" })).status, 401);
+  assert.equal((await raw("GET", "/v1/models", { authorization: `Bearer ${KEY}` })).status, 200);
+  assert.equal((await raw("GET", "/health", {})).status, 200, "/health needs no key");
+  const good = new OpenAI({ baseURL: srv.url + "/v1", apiKey: KEY, maxRetries: 0 });
+  assert.equal((await good.models.list()).data.length, 1);
+  const bad = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "nope", maxRetries: 0 });
+  await assert.rejects(bad.models.list(), (e: any) => e.status === 401);
+
+  const rebind = await raw("GET", "/v1/models", { host: "attacker.example", authorization: `Bearer ${KEY}` });
+  assert.equal(rebind.status, 403);
+  assert.match(JSON.parse(rebind.body).error.message, /Host "attacker\.example" is not allowed/);
+  assert.equal((await raw("GET", "/v1/models", { host: `localhost:${port}`, authorization: `Bearer ${KEY}` })).status, 200);
+
+  const form = await raw("POST", "/v1/chat/completions", { "content-type": "text/plain", authorization: `Bearer ${KEY}` }, "{}");
+  assert.equal(form.status, 415);
+
+  const foreign = await raw("GET", "/v1/models", { origin: "https://evil.example", authorization: `Bearer ${KEY}` });
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.headers["access-control-allow-origin"], undefined);
+  const pre = await raw("OPTIONS", "/v1/chat/completions", { origin: "https://app.example", "access-control-request-method": "POST" });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers["access-control-allow-origin"], "https://app.example");
+  assert.match(String(pre.headers["access-control-allow-headers"]), /authorization/);
+  const page = await raw("GET", "/v1/models", { origin: "https://app.example", authorization: `Bearer ${KEY}` });
+  assert.equal(page.status, 200);
+  assert.equal(page.headers["access-control-allow-origin"], "https://app.example");
+});
+
+test("memory: after an 8 MB request `parallelcomp serve` is back within 10% of its idle RSS", { skip: process.platform !== "linux" && "reads /proc" }, async () => {
+  const child = spawn(process.execPath, [BIN, "serve", "--port", "0", "--request-timeout", "10", "-t", "1"], { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = "";
+      child.stderr!.on("data", (d) => { err += d; const m = /serving at (\S+)\/v1/.exec(err); if (m) resolve(m[1]); });
+      child.on("exit", () => reject(new Error(err)));
+    });
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024;
+    await new Promise((r) => setTimeout(r, 500));
+    const idle = rss();
+    let peak = 0;
+    const watch = setInterval(() => { peak = Math.max(peak, rss()); }, 100);
+    const r = await fetch(url + "/v1/chat/completions", { method: "POST", body: longChat(8 << 20, { parallelcomp: { top_k: 1 } }), headers: { "content-type": "application/json" } });
+    clearInterval(watch);
+    assert.ok(r.status === 200 || r.status === 504, await r.text());
+    await new Promise((res) => setTimeout(res, 2000)); // the engine thread is replaced after the request
+    const after = rss();
+    assert.ok(peak > idle * 2, `the request should have grown the process (peak ${(peak / 2 ** 20).toFixed(0)} MiB)`);
+    assert.ok(after <= idle * 1.1, `RSS ${(after / 2 ** 20).toFixed(0)} MiB after, ${(idle / 2 ** 20).toFixed(0)} MiB idle, ${(peak / 2 ** 20).toFixed(0)} MiB peak`);
+  } finally {
+    child.kill();
+  }
+});
+
+test("a chat template that loops for ever is one error naming the model's template, in the library and the server", async () => {
+  const bombs = [
+    "{% for i in range(1000000000) %}x{% endfor %}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+    "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+  ];
+  for (const template of bombs) {
+    const t0 = performance.now();
+    assert.throws(() => renderChat({ template }, [{ role: "user", content: "hi" }]), /chat template exceeds its limits/);
+    assert.ok(performance.now() - t0 < 3000, "within the time limit");
+  }
+  // Real templates are untouched by the limits.
+  const llama3 = "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+  assert.equal(renderChat({ template: llama3 }, [{ role: "user", content: "hi" }]), "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+
+  const file = path.join(tempDir(), "bomb.gguf");
+  writeRandomModel(file, "smollm2-135m", { shape: { nLayers: 1, nVocab: 300, nCtxTrain: 256, dim: 64, nHeads: 2, nKvHeads: 1, nFf: 128 }, metadata: [["tokenizer.chat_template", kv.str(bombs[0])]] });
+  const s: RunningServer = await startServer({ model: { file, options: { threads: 1 } }, port: 0 });
+  try {
+    const r = await fetch(s.url + "/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }), headers: { "content-type": "application/json" } });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as any).error.message, /tokenizer\.chat_template of .*bomb\.gguf exceeds its limits/);
+    assert.equal((await fetch(s.url + "/health")).status, 200, "still up");
+  } finally {
+    await s.close();
+  }
+});
