@@ -8,6 +8,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import * as fs from "node:fs";
+import net from "node:net";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as path from "node:path";
@@ -173,4 +174,69 @@ test("a chat template that loops for ever is one error naming the model's templa
   } finally {
     await s.close();
   }
+});
+
+test("raw HTTP edges: a chunked body over the cap gets a 413 (not a reset), a half-closed client still gets its answer", async () => {
+  const s = await startServer({ model: { options: { threads: 1 } }, port: 0, maxBodyBytes: 1 << 20 });
+  const talk = (send: (c: net.Socket) => void) => new Promise<string>((resolve) => {
+    const c = net.connect(Number(new URL(s.url).port), "127.0.0.1");
+    let out = "";
+    c.on("data", (d) => (out += d));
+    c.on("close", () => resolve(out));
+    c.on("error", () => resolve(out));
+    send(c);
+    setTimeout(() => c.destroy(), 20_000).unref();
+  });
+  try {
+    const chunked = await talk((c) => {
+      c.write("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+      const piece = "x".repeat(65536);
+      for (let i = 0; i < 40; i++) c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+      c.write("0\r\n\r\n");
+    });
+    assert.match(chunked, /^HTTP\/1\.1 413 /);
+    assert.match(chunked, /the request body is larger than 1048576 bytes/);
+    const body = JSON.stringify({ prompt: "The sky is", max_tokens: 3 });
+    const half = await talk((c) => {
+      c.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      c.end(); // no more to send; still listening
+    });
+    assert.match(half, /^HTTP\/1\.1 200 /);
+    assert.match(half, /"text_completion"/);
+  } finally {
+    await s.close();
+  }
+});
+
+test("control-token text typed by the user stays text unless --parse-special; broken numbers in a model are one error naming the key", async () => {
+  const { loadModel } = await import("../src/model/model.js");
+  const { tokenizeRequest } = await import("../src/method/request.js");
+  const m = loadModel();
+  const eos = m.tokenizer.eogTokens.values().next().value as number;
+  const eosText = m.tokenizer.tokenText(eos);
+  const plain = tokenizeRequest(m.tokenizer, m.gguf, { context: `a ${eosText} b`, question: `why ${eosText}?` });
+  assert.ok(!plain.query.includes(eos) && !plain.context.includes(eos), `${eosText} typed by the user must not become token ${eos}`);
+  const special = tokenizeRequest(m.tokenizer, m.gguf, { context: `a ${eosText} b`, question: `why ${eosText}?`, parseSpecial: true });
+  assert.ok(special.query.includes(eos) && special.context.includes(eos));
+  m.close();
+
+  const dir = tempDir();
+  const tiny = { nLayers: 1, nVocab: 300, nCtxTrain: 256, dim: 64, nHeads: 2, nKvHeads: 1, nFf: 128 };
+  const cases: Array<[string, ReturnType<typeof kv.f32>, RegExp]> = [
+    ["llama.rope.freq_base", kv.f32(0), /llama\.rope\.freq_base is 0, expected a finite number above 0/],
+    ["llama.rope.freq_base", kv.f32(Number.NaN), /llama\.rope\.freq_base is NaN/],
+    ["llama.attention.layer_norm_rms_epsilon", kv.f32(0), /layer_norm_rms_epsilon is 0/],
+    ["llama.context_length", kv.u32(2 ** 32 - 1), /llama\.context_length is 4294967295, expected an integer from 1 to 16777216/],
+    ["llama.rope.dimension_count", kv.u32(31), /llama\.rope\.dimension_count is 31, expected an even number/],
+    ["llama.rope.dimension_count", kv.u32(2 ** 24), /llama\.rope\.dimension_count is 16777216, expected an integer from 1 to 32/],
+  ];
+  for (const [key, value, pattern] of cases) {
+    const file = path.join(dir, "bad.gguf");
+    writeRandomModel(file, "smollm2-135m", { shape: tiny, metadata: [[key, value]] });
+    assert.throws(() => loadModel(file), pattern, key);
+  }
+  const file = path.join(dir, "dup.gguf");
+  const tokens = Array.from({ length: 300 }, (_, i) => (i === 120 ? "tok7" : `tok${i}`));
+  writeRandomModel(file, "smollm2-135m", { shape: tiny, metadata: [["tokenizer.ggml.tokens", kv.strings(tokens)]] });
+  assert.throws(() => loadModel(file).tokenizer, /tokenizer\.ggml\.tokens: holds "tok7" twice \(ids 7 and 120\)/);
 });

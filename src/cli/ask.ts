@@ -16,6 +16,17 @@ export const MAX_CONTEXT_BYTES = 64 * 1024 * 1024;
 export function readContext(file: string | undefined): string {
   const fd = file === undefined || file === "-" ? 0 : openOrThrow(file);
   const where = fd === 0 ? "standard input" : file!;
+  const bytes = readCapped(fd, `the context in ${where}`);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`the context in ${where} is not valid UTF-8 text`);
+  }
+}
+
+/** All bytes of `fd` up to MAX_CONTEXT_BYTES (an error naming `what` past it); closes files, not stdin. */
+export function readCapped(fd: number, what: string): Buffer {
+  const where = what;
   const chunks: Buffer[] = [];
   let total = 0;
   const buf = Buffer.alloc(1 << 20);
@@ -26,20 +37,15 @@ export function readContext(file: string | undefined): string {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
       if ((e as NodeJS.ErrnoException).code === "EOF") break;
-      throw new Error(`cannot read the context from ${where}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${where}: ${(e as Error).message}`);
     }
     if (n === 0) break;
     total += n;
-    if (total > MAX_CONTEXT_BYTES) throw new Error(`the context in ${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
+    if (total > MAX_CONTEXT_BYTES) throw new Error(`${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   if (fd !== 0) fs.closeSync(fd);
-  const bytes = Buffer.concat(chunks);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new Error(`the context in ${where} is not valid UTF-8 text`);
-  }
+  return Buffer.concat(chunks);
 }
 
 function openOrThrow(file: string): number {
@@ -65,6 +71,7 @@ export function addAsk(program: Command) {
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
     .option("-n, --max-tokens <n>", "answer tokens", int(1, 4096), 32)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
+    .option("--parse-special", "read control-token text in the question, instruction or document (\"</s>\", \"<|im_end|>\") as control tokens; by default it stays text")
     .option("--explain", "after the answer, list the kept chunks with their scores and an excerpt")
     .option("--report <file.html>", "write a self-contained HTML page: the chunks coloured by score, the answer, the timings")
     .option("--json", "print { answer, method, nChunks, keptChunks, timings, peakRssBytes } (no progress bar)")
@@ -79,7 +86,7 @@ Examples:
       try {
         const bar = progressBar(!o.json);
         const streamed = !o.json;
-        const request = { instruction: o.instruction, context, question: o.question, answerPrefix: o.answerPrefix };
+        const request = { instruction: o.instruction, context, question: o.question, answerPrefix: o.answerPrefix, parseSpecial: !!o.parseSpecial };
         let result: AskResult;
         try {
           result = await ask(model, request, {

@@ -14,6 +14,7 @@ import { batchingRows, kernelRows, longRows } from "../bench/sections.js";
 import { checkBackend } from "../backends/index.js";
 import { BACKENDS } from "../engine/engine.js";
 import { SHAPES } from "../model/random-model.js";
+import { readCapped } from "./ask.js";
 import { addBackendOptions, int, intList, num, openEngine } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
 
@@ -90,9 +91,9 @@ Example:
     });
 }
 
-/** All of standard input as UTF-8 text; invalid bytes are an error naming their offset. */
+/** Standard input as UTF-8 text, up to ask's 64 MiB; invalid bytes are an error naming their offset. */
 function readStdinUtf8(): string {
-  const bytes = fs.readFileSync(0);
+  const bytes = readCapped(0, "standard input");
   const bad = firstInvalidUtf8(bytes);
   if (bad < bytes.length) throw new Error(`standard input is not valid UTF-8 text (first bad byte at offset ${bad})`);
   return bytes.toString("utf8");

@@ -7,7 +7,7 @@
 
 import type { GgufFile } from "../gguf/reader.js";
 import type { Tokenizer } from "../tokenizer/index.js";
-import { renderChat } from "../tokenizer/chat.js";
+import { encodeTemplated, renderChat, userMark } from "../tokenizer/chat.js";
 import type { BoundaryOf } from "./chunking.js";
 import type { TokenRequest } from "./parallelcomp.js";
 
@@ -16,31 +16,38 @@ export interface TextRequest {
   context: string;
   question: string;
   answerPrefix?: string;
+  /** Parse control-token text (`<|im_end|>`, `</s>`) typed in the request as control tokens. Default false. */
+  parseSpecial?: boolean;
 }
 
 const CONTEXT_MARK = "\u0000PARALLELCOMP_CONTEXT\u0000";
+const INSTRUCTION_MARK = userMark(0);
+const QUESTION_MARK = userMark(1);
 
 export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest): TokenRequest {
   if (r.context.length === 0) throw new Error("the context is empty");
   if (r.question.trim().length === 0) throw new Error("the question is empty");
   const instruction = r.instruction ?? "";
   const answerPrefix = r.answerPrefix ?? "";
-  let headerText: string;
-  let queryText: string;
+  const special = r.parseSpecial ?? false;
+  const user = (text: string) => tok.encode(text, { addBos: false, parseSpecial: special });
   const SEPARATOR = "\n\n"; // between the context and the question, in both layouts
+  let header: number[];
+  let query: number[];
   if (gguf.has("tokenizer.chat_template")) {
-    const content = (instruction ? instruction + "\n\n" : "") + CONTEXT_MARK + SEPARATOR + r.question;
+    const content = (instruction ? INSTRUCTION_MARK + "\n\n" : "") + CONTEXT_MARK + SEPARATOR + QUESTION_MARK;
     const rendered = renderChat(gguf, [{ role: "user", content }], { addGenerationPrompt: true });
     const at = rendered.indexOf(CONTEXT_MARK);
-    if (at < 0) throw new Error(`the chat template of ${gguf.file} dropped the user message`);
-    headerText = rendered.slice(0, at);
-    queryText = rendered.slice(at + CONTEXT_MARK.length + SEPARATOR.length) + answerPrefix;
+    if (at < 0 || !rendered.includes(QUESTION_MARK) || (instruction && !rendered.includes(INSTRUCTION_MARK))) {
+      throw new Error(`the chat template of ${gguf.file} dropped the user message`);
+    }
+    // Control tokens are parsed in the template's own text, never in the user's (unless asked).
+    header = encodeTemplated(tok, rendered.slice(0, at), new Map([[INSTRUCTION_MARK, instruction]]), special);
+    query = [...encodeTemplated(tok, rendered.slice(at + CONTEXT_MARK.length + SEPARATOR.length), new Map([[QUESTION_MARK, r.question]]), special), ...user(answerPrefix)];
   } else {
-    headerText = instruction ? instruction + "\n\n" : "";
-    queryText = r.question + "\n" + answerPrefix;
+    header = instruction ? user(instruction + "\n\n") : [];
+    query = user(r.question + "\n" + answerPrefix);
   }
-  // Control tokens are parsed in the template's own text, never in the user's context.
-  let header = tok.encode(headerText, { addBos: false, parseSpecial: true });
   let bos: number | null = tok.addBos ? tok.bos : null;
   if (tok.bos !== null && header[0] === tok.bos) {
     header = header.slice(1); // the template wrote BOS itself
@@ -50,8 +57,8 @@ export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest):
   return {
     bos,
     header,
-    context: tok.encode(r.context, { addBos: false, parseSpecial: false }),
-    query: [...separator, ...tok.encode(queryText, { addBos: false, parseSpecial: true })],
+    context: user(r.context),
+    query: [...separator, ...query],
     separator: separator.length,
   };
 }

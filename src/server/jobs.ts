@@ -6,7 +6,7 @@
 import type { Engine } from "../engine/engine.js";
 import { UsageError } from "../errors.js";
 import { ask } from "../api.js";
-import { renderChat } from "../tokenizer/chat.js";
+import { encodeChat } from "../tokenizer/chat.js";
 import { drainAsync, generateSteps } from "../generate/generate.js";
 import { resolveOptions } from "../method/options.js";
 import { splitConversation, type Job } from "./requests.js";
@@ -64,10 +64,9 @@ export async function runJob(model: Engine, job: Job, limits: JobLimits, h: JobH
 }
 
 async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: string) => void, signal: AbortSignal, onPrompt: (n: number) => void): Promise<JobOutcome> {
-  const direct = directPrompt(model, job);
-  if (direct !== null) {
+  const ids = directPrompt(model, job);
+  if (ids !== null) {
     const tok = model.tokenizer;
-    const ids = tok.encode(direct, { addBos: tok.addBos, parseSpecial: job.kind === "chat" });
     onPrompt(ids.length);
     const decoder = tok.streamDecoder({ skipSpecial: true });
     const g = await drainAsync(generateSteps(model, ids, {
@@ -79,7 +78,7 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
   }
   const split = { ...splitConversation(job.messages), ...definedOnly(job.override) };
   const method = job.override.method ?? "parallelcomp";
-  const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix }, {
+  const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix, parseSpecial: job.override.parseSpecial }, {
     method: job.override.method, preset: job.override.preset, topK: job.override.topK, chunkTokens: job.override.chunkTokens,
     maxParallelChunks: job.override.maxParallelChunks, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
     onTokenized: (n) => {
@@ -115,17 +114,22 @@ function checkKv(model: Engine, job: Job, limits: JobLimits, promptTokens: numbe
  * The prompt to generate from directly, when it fits the window with the answer and no
  * override asks for ParallelComp: a chat rendered with the model's template (models without one
  * take the split, which is the layout such a model was trained on), or a completion's prompt.
+ * Control-token text in the user's messages stays text unless `parse_special` asked otherwise.
  */
-function directPrompt(model: Engine, job: Job): string | null {
+function directPrompt(model: Engine, job: Job): number[] | null {
   if (job.forceSplit) return null;
-  let text: string;
-  if (job.kind === "completion") text = job.prompt!;
-  else if (model.gguf.has("tokenizer.chat_template")) text = renderChat(model.gguf, job.messages, { addGenerationPrompt: true });
-  else return null;
+  const tok = model.tokenizer;
+  const special = job.override.parseSpecial ?? false;
+  const chars = job.kind === "completion" ? job.prompt!.length : job.messages.reduce((a, m) => a + m.content.length, 0);
   // A prompt far past the window is not tokenized whole just to learn that (no token is 256 characters).
-  if (text.length > 256 * model.config.nCtxTrain) return null;
-  const n = model.tokenizer.encode(text, { addBos: model.tokenizer.addBos, parseSpecial: job.kind === "chat" }).length;
-  return n + job.maxTokens <= model.config.nCtxTrain ? text : null;
+  if (chars > 256 * model.config.nCtxTrain) return null;
+  let ids: number[];
+  if (job.kind === "completion") ids = tok.encode(job.prompt!, { addBos: tok.addBos, parseSpecial: special });
+  else if (model.gguf.has("tokenizer.chat_template")) {
+    ids = encodeChat(tok, model.gguf, job.messages, { addGenerationPrompt: true, parseSpecialUser: special });
+    if (tok.addBos && tok.bos !== null && ids[0] !== tok.bos) ids.unshift(tok.bos);
+  } else return null;
+  return ids.length + job.maxTokens <= model.config.nCtxTrain ? ids : null;
 }
 
 /**

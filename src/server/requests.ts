@@ -6,7 +6,8 @@
 // question, and everything before it is the context that ParallelComp reads in chunks; system
 // messages become the instruction. `parallelcomp: { context, question, instruction,
 // answer_prefix, method, preset, top_k, chunk_tokens, parallel }` in the body overrides the split
-// and the method's options.
+// and the method's options; `parse_special: true` lets control-token text in the request (`</s>`)
+// be read as control tokens (by default it stays text).
 
 import type { ChatMessage } from "../tokenizer/chat.js";
 import type { AskOptions, AskRequest } from "../api.js";
@@ -141,7 +142,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
   if (pc !== undefined && pc !== null) {
     if (typeof pc !== "object" || Array.isArray(pc)) throw bad("parallelcomp", "'parallelcomp' must be an object");
     const o = pc as Body;
-    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "top_k", "chunk_tokens", "parallel"]);
+    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "top_k", "chunk_tokens", "parallel", "parse_special"]);
     for (const k of Object.keys(o)) if (!known.has(k)) throw bad(`parallelcomp.${k}`, `unknown field 'parallelcomp.${k}' (known: ${[...known].join(", ")})`);
     const w = "parallelcomp.";
     override.context = str(o, "context", w);
@@ -157,7 +158,9 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     override.topK = num(o, "top_k", 1, 4096, true);
     override.chunkTokens = num(o, "chunk_tokens", 16, 1 << 20, true);
     override.maxParallelChunks = num(o, "parallel", 1, 256, true);
-    forceSplit = true;
+    if (o.parse_special !== undefined && typeof o.parse_special !== "boolean") throw bad("parallelcomp.parse_special", "'parallelcomp.parse_special' must be true or false");
+    override.parseSpecial = o.parse_special === true;
+    forceSplit = Object.keys(o).some((k) => k !== "parse_special");
   }
   return { kind, stream, includeUsage, maxTokens, sampling, stop, messages, prompt, override, forceSplit };
 }

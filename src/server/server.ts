@@ -95,6 +95,10 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 }
 
 function sendError(res: http.ServerResponse, e: HttpError) {
+  if (e.status === 413 && !res.headersSent) {
+    res.setHeader("connection", "close");
+    res.once("finish", () => res.socket?.destroy());
+  }
   sendJson(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: null } });
 }
 
@@ -116,9 +120,11 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
     const onData = (d: Buffer) => {
       size += d.length;
       if (size > limit) {
+        // Read no more of it, but let the client finish sending so it can read the 413; the
+        // connection is closed once the answer is out (sendError's "connection: close").
         done();
+        req.resume();
         reject(new HttpError(413, `the request body is larger than ${limit} bytes`, "invalid_request_error"));
-        req.destroy();
         return;
       }
       parts.push(d);
@@ -292,6 +298,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       choices: [choice], usage, parallelcomp: out.details,
     });
   }
+
+  // A client that half-closes after its request (shutdown(SHUT_WR), `curl -T -`, some proxies)
+  // still gets its answer: node's http server otherwise drops the request when the client's side
+  // ends (httpAllowHalfOpen: read by node's socketOnEnd, not in its documented options).
+  (server as http.Server & { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
 
   return new Promise((resolve, reject) => {
     server.once("error", (e) => { void runner.close(); reject(e); });

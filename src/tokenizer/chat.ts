@@ -146,3 +146,52 @@ function plainLayout(messages: ChatMessage[], addGenerationPrompt: boolean): str
   if (addGenerationPrompt) turns.push("Assistant:");
   return turns.join("\n\n");
 }
+
+/**
+ * A rendered template with the user's texts standing in as marks: the template's own text is
+ * encoded with control tokens parsed (`<|im_start|>` is one token), each user text with them parsed
+ * only if asked (`</s>` typed in a question stays text). Marks are found in order of appearance.
+ */
+export function encodeTemplated(
+  tok: { encode(text: string, opts: { addBos: boolean; parseSpecial: boolean }): number[] },
+  rendered: string,
+  userTexts: ReadonlyMap<string, string>,
+  parseSpecialUser = false,
+): number[] {
+  const marks = [...userTexts.keys()];
+  const out: number[] = [];
+  let rest = rendered;
+  for (;;) {
+    let at = -1;
+    let mark = "";
+    for (const m of marks) {
+      const i = rest.indexOf(m);
+      if (i >= 0 && (at < 0 || i < at)) { at = i; mark = m; }
+    }
+    if (at < 0) break;
+    if (at > 0) out.push(...tok.encode(rest.slice(0, at), { addBos: false, parseSpecial: true }));
+    out.push(...tok.encode(userTexts.get(mark)!, { addBos: false, parseSpecial: parseSpecialUser }));
+    rest = rest.slice(at + mark.length);
+  }
+  if (rest) out.push(...tok.encode(rest, { addBos: false, parseSpecial: true }));
+  return out;
+}
+
+/** A mark for the i-th user text: NUL-delimited, so no template or message contains it. */
+export const userMark = (i: number) => `\u0000PARALLELCOMP_USER_${i}\u0000`;
+
+/** A chat's prompt tokens: the model's template rendered, control tokens parsed only in its own text. */
+export function encodeChat(
+  tok: { encode(text: string, opts: { addBos: boolean; parseSpecial: boolean }): number[] },
+  g: GgufFile | ChatTemplateSource,
+  messages: ChatMessage[],
+  opts: RenderChatOptions & { parseSpecialUser?: boolean } = {},
+): number[] {
+  const texts = new Map(messages.map((m, i) => [userMark(i), m.content]));
+  const rendered = renderChat(g, messages.map((m, i) => ({ role: m.role, content: userMark(i) })), opts);
+  for (const m of texts.keys()) {
+    if (!rendered.includes(m)) throw new UsageError(`the chat template${g instanceof GgufFile ? ` of ${g.file}` : ""} changes or drops a message's text; it cannot be used with control tokens kept out of user text`);
+  }
+  return encodeTemplated(tok, rendered, texts, opts.parseSpecialUser);
+}
+

@@ -136,6 +136,10 @@ export function loadVocab(g: GgufFile): Vocab {
       tokens[i] = t;
       warnings.push(`token ${i} is empty`);
     }
+    const seen = tokenToId.get(t);
+    // llama.cpp stops at a duplicate too (its vocabulary load asserts one id per text); taking
+    // either id would make the other unreachable and drop input silently.
+    if (seen !== undefined) throw new TokenizerError(file, K + "tokens", `holds ${JSON.stringify(t.slice(0, 40))} twice (ids ${seen} and ${i}): a vocabulary needs one id per token`);
     tokenToId.set(t, i);
     const ty = rawTypes ? rawTypes[i] : TokenType.NORMAL;
     types[i] = ty >= 1 && ty <= 6 ? ty : 0; // 0: undefined type, treated as a control token
