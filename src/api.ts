@@ -9,6 +9,7 @@ import { PRESETS, resolveOptions, type ParallelCompOptions } from "./method/opti
 import type { Progress } from "./method/parallelcomp.js";
 import { boundaryOf, tokenizeRequest, type TextRequest } from "./method/request.js";
 import { validateSampler, type SamplerOptions } from "./generate/sampler.js";
+import { UsageError } from "./errors.js";
 
 export type AskRequest = TextRequest;
 
@@ -57,8 +58,8 @@ export interface AskResult {
 /** Checks the options before any work: one error naming the first bad field. */
 function resolve(o: AskOptions): { method: Method; options: ParallelCompOptions } {
   const method = o.method ?? "parallelcomp";
-  if (!(METHODS as readonly string[]).includes(method)) throw new Error(`unknown method "${method}" (known: ${METHODS.join(", ")})`);
-  if (o.preset !== undefined && !(o.preset in PRESETS)) throw new Error(`unknown preset "${o.preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
+  if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`unknown method "${method}" (known: ${METHODS.join(", ")})`);
+  if (o.preset !== undefined && !(o.preset in PRESETS)) throw new UsageError(`unknown preset "${o.preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
   const { method: _m, preset, sampling, signal: _s, onProgress: _p, onText: _t, onTokenized: _k, ...overrides } = o;
   for (const [k, v] of Object.entries(overrides)) if (v === undefined) delete (overrides as Record<string, unknown>)[k];
   if (sampling) validateSampler(sampling);

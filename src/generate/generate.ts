@@ -5,6 +5,7 @@ import { sequenceBatch } from "../engine/batch.js";
 import type { Engine, SeqCache } from "../engine/engine.js";
 import type { ForwardOptions } from "../model/forward.js";
 import { Sampler, type SamplerOptions } from "./sampler.js";
+import { UsageError } from "../errors.js";
 
 export interface GenerateOptions extends SamplerOptions {
   maxTokens?: number; // default 64
@@ -46,9 +47,9 @@ export function generate(model: Engine, prompt: ArrayLike<number>, o: GenerateOp
  * (`drainAsync`) can let other work (a server's sockets, a cancellation) in between.
  */
 export function* generateSteps(model: Engine, prompt: ArrayLike<number>, o: GenerateOptions = {}): Generator<void, GenerateResult> {
-  if (prompt.length === 0) throw new Error("the prompt is empty: give at least one token");
+  if (prompt.length === 0) throw new UsageError("the prompt is empty: give at least one token");
   const maxTokens = o.maxTokens ?? 64;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new UsageError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
   const sampler = new Sampler(o);
   const stop = new Set(o.stopTokens ?? []);
   const seq = o.seq ?? 0;

@@ -1,6 +1,8 @@
 // Token sampling: greedy when temperature is 0, else top-k -> temperature softmax -> top-p,
 // drawn with a seeded PRNG so runs are reproducible.
 
+import { UsageError } from "../errors.js";
+
 export interface SamplerOptions {
   temperature?: number; // 0 = greedy (default)
   topK?: number; // 0 = whole vocabulary; default 40
@@ -27,7 +29,7 @@ export function argmax(x: Float32Array): number {
 }
 
 export function validateSampler(o: SamplerOptions): void {
-  const bad = (what: string) => { throw new Error(`invalid sampling option: ${what}`); };
+  const bad = (what: string) => { throw new UsageError(`invalid sampling option: ${what}`); };
   if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad(`temperature ${o.temperature} (expected >= 0)`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) bad(`topK ${o.topK} (expected an integer >= 0)`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`topP ${o.topP} (expected 0 < topP <= 1)`);

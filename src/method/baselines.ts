@@ -12,6 +12,7 @@ import { shiftKeys } from "../model/forward.js";
 import { layerAccess, type Engine } from "../engine/engine.js";
 import { chunkBudget, parallelCompSteps, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
 import type { ParallelCompOptions } from "./options.js";
+import { UsageError } from "../errors.js";
 
 export const METHODS = ["parallelcomp", "full", "truncate", "pcw", "streaming", "ntk"] as const;
 export type Method = (typeof METHODS)[number];
@@ -55,8 +56,8 @@ export function runMethodAsync(method: Method, model: Engine, req: TokenRequest,
 }
 
 export function* runMethodSteps(method: Method, model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
-  if (req.context.length === 0) throw new Error("the context is empty");
-  if (req.query.length === 0) throw new Error("the question is empty");
+  if (req.context.length === 0) throw new UsageError("the context is empty");
+  if (req.query.length === 0) throw new UsageError("the question is empty");
   const c = model.config;
   switch (method) {
     case "parallelcomp":
@@ -98,7 +99,7 @@ function* streaming(model: Engine, prompt: number[], o: ParallelCompOptions, hoo
   const SINKS = 4;
   const STEP = 256;
   const capacity = c.nCtxTrain - o.maxTokens; // rows held before the answer
-  if (capacity < SINKS + STEP) throw new Error(`window ${c.nCtxTrain} too small for streaming with ${o.maxTokens} answer tokens`);
+  if (capacity < SINKS + STEP) throw new UsageError(`window ${c.nCtxTrain} too small for streaming with ${o.maxTokens} answer tokens`);
   const cache = layers.cache(model.newCache({ nSeqMax: 1, capacity }));
   const rotate = (k: Float32Array, delta: number) => shiftKeys(c, k, 1, delta, layers.ropeFreqs);
   const t0 = now();

@@ -9,6 +9,8 @@
 // sat in one chunk and its value in the next in 8 of 50 samples at 16K tokens (the chunk that
 // predicts the question best then lacks the answer).
 
+import { UsageError } from "../errors.js";
+
 /** How good a cut after this token is: 4 line end, 3 sentence end, 2 clause end, 1 word end, 0 none. */
 export type BoundaryOf = (token: number) => 0 | 1 | 2 | 3 | 4;
 
@@ -18,7 +20,7 @@ export interface ChunkSpan {
 }
 
 export function chunkContext(context: ArrayLike<number>, chunkTokens: number, boundary?: BoundaryOf, slack = 0.15, farSlack = 0.35): ChunkSpan[] {
-  if (!Number.isInteger(chunkTokens) || chunkTokens < 1) throw new Error(`chunk size must be a positive integer, got ${chunkTokens}`);
+  if (!Number.isInteger(chunkTokens) || chunkTokens < 1) throw new UsageError(`chunk size must be a positive integer, got ${chunkTokens}`);
   const spans: ChunkSpan[] = [];
   const reach = Math.floor(chunkTokens * slack);
   const farReach = Math.max(reach, Math.floor(chunkTokens * farSlack));

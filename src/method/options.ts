@@ -1,6 +1,8 @@
 // Every knob of the method in one typed object, with documented defaults; the paper's recipes
 // are named presets of it (../shared/method.md).
 
+import { UsageError } from "../errors.js";
+
 export type Bias = "sink" | "recent" | "middle" | "all";
 
 export interface CalibrationStep {
@@ -72,18 +74,18 @@ export const PRESETS = {
 export type PresetName = keyof typeof PRESETS;
 
 export function resolveOptions(preset: string = "default", overrides: Partial<ParallelCompOptions> = {}): ParallelCompOptions {
-  if (!(preset in PRESETS)) throw new Error(`unknown preset "${preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
+  if (!(preset in PRESETS)) throw new UsageError(`unknown preset "${preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
   const o: ParallelCompOptions = { ...DEFAULTS, ...(PRESETS[preset as PresetName] as Partial<ParallelCompOptions>), ...overrides };
   const positiveInt = (name: string, v: number) => {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`${name} must be a positive integer, got ${v}`);
   };
   positiveInt("topK", o.topK);
   positiveInt("maxParallelChunks", o.maxParallelChunks);
   if (o.chunkTokens !== undefined) positiveInt("chunkTokens", o.chunkTokens);
-  if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new Error(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new Error(`maxTokens must be an integer >= 0, got ${o.maxTokens}`);
-  if (o.eviction && !(o.eviction.capacity > 0)) throw new Error(`eviction.capacity must be > 0, got ${o.eviction.capacity}`);
-  if (o.calibration && !(o.calibration.threshold > 0 && o.calibration.threshold < 1)) throw new Error(`calibration.threshold must be in (0, 1), got ${o.calibration.threshold}`);
+  if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new UsageError(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new UsageError(`maxTokens must be an integer >= 0, got ${o.maxTokens}`);
+  if (o.eviction && !(o.eviction.capacity > 0)) throw new UsageError(`eviction.capacity must be > 0, got ${o.eviction.capacity}`);
+  if (o.calibration && !(o.calibration.threshold > 0 && o.calibration.threshold < 1)) throw new UsageError(`calibration.threshold must be in (0, 1), got ${o.calibration.threshold}`);
   return o;
 }
 

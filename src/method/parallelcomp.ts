@@ -19,6 +19,7 @@ import { chunkContext, type BoundaryOf, type ChunkSpan } from "./chunking.js";
 import { applyKeep, snapKvKeep } from "./eviction.js";
 import { calibrate } from "./calibration.js";
 import { scaleLayers, type ParallelCompOptions } from "./options.js";
+import { UsageError } from "../errors.js";
 
 /** A request already tokenized: chunk c is [bos] header slice_c, then the query. */
 export interface TokenRequest {
@@ -99,7 +100,7 @@ export function chunkBudget(nCtxTrain: number, req: TokenRequest, maxTokens: num
   const fixed = (req.bos === null ? 0 : 1) + req.header.length + req.query.length + maxTokens;
   const budget = nCtxTrain - fixed;
   if (budget < 16) {
-    throw new Error(`the question (${req.query.length} tokens), instruction (${req.header.length}) and answer (${maxTokens}) leave ${budget} tokens of the ${nCtxTrain}-token window for context: shorten them`);
+    throw new UsageError(`the question (${req.query.length} tokens), instruction (${req.header.length}) and answer (${maxTokens}) leave ${budget} tokens of the ${nCtxTrain}-token window for context: shorten them`);
   }
   return budget;
 }
@@ -118,8 +119,8 @@ export function parallelComp(model: Engine, req: TokenRequest, o: ParallelCompOp
 
 /** ParallelComp as steps: it yields after every batch of chunks and every answer token. */
 export function* parallelCompSteps(model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
-  if (req.context.length === 0) throw new Error("the context is empty");
-  if (req.query.length === 0) throw new Error("the question is empty");
+  if (req.context.length === 0) throw new UsageError("the context is empty");
+  if (req.query.length === 0) throw new UsageError("the question is empty");
   const c = model.config;
   const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
   const spans = chunkContext(req.context, chunkTokens, hooks.boundary);

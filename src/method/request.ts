@@ -10,6 +10,7 @@ import type { Tokenizer } from "../tokenizer/index.js";
 import { encodeTemplated, renderChat, userMark } from "../tokenizer/chat.js";
 import type { BoundaryOf } from "./chunking.js";
 import type { TokenRequest } from "./parallelcomp.js";
+import { UsageError } from "../errors.js";
 
 export interface TextRequest {
   instruction?: string;
@@ -25,8 +26,8 @@ const INSTRUCTION_MARK = userMark(0);
 const QUESTION_MARK = userMark(1);
 
 export function tokenizeRequest(tok: Tokenizer, gguf: GgufFile, r: TextRequest): TokenRequest {
-  if (r.context.length === 0) throw new Error("the context is empty");
-  if (r.question.trim().length === 0) throw new Error("the question is empty");
+  if (r.context.length === 0) throw new UsageError("the context is empty");
+  if (r.question.trim().length === 0) throw new UsageError("the question is empty");
   const instruction = r.instruction ?? "";
   const answerPrefix = r.answerPrefix ?? "";
   const special = r.parseSpecial ?? false;

@@ -132,13 +132,9 @@ function directPrompt(model: Engine, job: Job): number[] | null {
   return ids.length + job.maxTokens <= model.config.nCtxTrain ? ids : null;
 }
 
-/**
- * Errors the request caused: a `UsageError`, or one of the plain errors the method raises for
- * its input (an empty question, a question longer than the window). They become 400s.
- */
+/** Errors the request caused (an empty question, a question longer than the window): `UsageError`s, 400s. */
 export function isUserError(e: unknown): boolean {
-  if (e instanceof UsageError) return true;
-  return /is empty|leave .* tokens|must be|unknown (method|preset)|invalid sampling|too short|does not fit/.test((e as Error)?.message ?? "");
+  return e instanceof UsageError;
 }
 
 export function countTokens(model: Engine, s: string): number {

@@ -272,8 +272,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error")
         : e instanceof HttpError ? e
         : isUserError(e) ? new HttpError(400, (e as Error).message)
-        : new HttpError(500, (e as Error).message, "server_error");
-      log(`${id}: ${err.status} ${err.message}`);
+        : new HttpError(500, "internal error (see the server's log)", "server_error");
+      log(`${id}: ${err.status} ${err.status === 500 ? (e as Error).stack ?? (e as Error).message : err.message}`);
       if (!started) return sendError(res, err);
       res.write(`data: ${JSON.stringify({ error: { message: err.message, type: err.type } })}\n\n`);
       res.end();
