@@ -35,6 +35,9 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
-  process.stderr.write(`parallelcomp: ${(e as Error).message}\n`);
+  // Our errors name what was wrong; a JavaScript engine error (a TypeError, a RangeError) is a bug
+  // of ours, said as such rather than passed off as advice.
+  const internal = e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError || e instanceof SyntaxError;
+  process.stderr.write(`parallelcomp: ${internal ? `internal error (${(e as Error).name}: ${(e as Error).message}); please report it` : (e as Error).message}\n`);
   process.exit(e instanceof UsageError ? 2 : 1);
 }

@@ -402,10 +402,11 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
   collectGarbage();
   const idleRss = process.memoryUsage().rss;
   // After a request, memory the engine thread kept (V8 keeps its grown heap) goes with the thread:
-  // above 10% over idle it is replaced by a fresh one, before the next request runs.
+  // more than 10% (and 32 MiB) over idle, it is replaced by a fresh one before the next request
+  // runs. The floor spares small models a reload after every request for a few MiB.
   const recycle = async () => {
     collectGarbage();
-    if (process.memoryUsage().rss <= idleRss * 1.1) return;
+    if (process.memoryUsage().rss <= Math.max(idleRss * 1.1, idleRss + 32 * 2 ** 20)) return;
     log(`engine thread holds ${Math.round((process.memoryUsage().rss - idleRss) / 2 ** 20)} MiB over idle: replacing it`);
     const old = worker;
     booting = start();
