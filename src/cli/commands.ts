@@ -99,30 +99,47 @@ function readStdinUtf8(): string {
   return bytes.toString("utf8");
 }
 
+/**
+ * A GGUF described from its own keys, whatever its architecture: shape, tensor types, chat template,
+ * and whether our engine runs it (or what it lacks: `native` is then the reason, in one line).
+ */
 export function inspectModel(file: string) {
   const g = GgufFile.open(file);
   try {
-    const c = readConfig(g);
+    const arch = g.string("general.architecture", "unknown");
+    const key = (name: string) => `${arch}.${name}`;
+    const num = (name: string): number | null => (g.has(key(name)) ? g.number(key(name)) : null);
+    let native = "runs";
+    try {
+      readConfig(g);
+    } catch (e) {
+      native = (e as Error).message.replace(/^[^:]*\.gguf: /, "");
+    }
     let params = 0;
     for (const t of g.tensors.values()) params += t.ne.reduce((a, b) => a * b, 1);
+    const heads = num("attention.head_count");
+    const dim = num("embedding_length");
+    const template = g.string("tokenizer.chat_template", "");
     return {
       file,
       fileBytes: fs.statSync(file).size,
       ggufVersion: g.version,
-      name: c.name,
-      architecture: c.arch,
-      contextLength: c.nCtxTrain,
-      embeddingLength: c.dim,
-      layers: c.nLayers,
-      heads: c.nHeads,
-      kvHeads: c.nKvHeads,
-      headDim: c.headDim,
-      feedForwardLength: c.nFf,
-      vocabSize: c.nVocab,
-      ropeFreqBase: c.ropeBase,
+      name: g.string("general.name", arch),
+      architecture: arch,
+      contextLength: num("context_length"),
+      embeddingLength: dim,
+      layers: num("block_count"),
+      heads,
+      kvHeads: num("attention.head_count_kv") ?? heads,
+      headDim: num("attention.key_length") ?? (dim && heads ? dim / heads : null),
+      feedForwardLength: num("feed_forward_length"),
+      vocabSize: g.tensors.get("token_embd.weight")?.ne[1] ?? null,
+      ropeFreqBase: num("rope.freq_base"),
       parameters: params,
       tokenizer: g.string("tokenizer.ggml.model", "none"),
       tensorTypes: g.tensorTypeCounts(),
+      chatTemplate: template ? (template.length > 300 ? `${template.slice(0, 300)}... (${template.length} characters)` : template) : null,
+      native,
     };
   } finally {
     g.close();
@@ -132,7 +149,7 @@ export function inspectModel(file: string) {
 export function addInspect(program: Command) {
   program
     .command("inspect")
-    .description("describe a GGUF model: architecture, context length, layers, heads, tensor types")
+    .description("describe any GGUF model: architecture, context length, layers, heads, tensor types, chat template, and whether our engine runs it (else: --backend llama.cpp)")
     .argument("[model]", "GGUF model file (default: the bundled model)")
     .option("--json", "print JSON")
     .addHelpText("after", `
@@ -142,7 +159,9 @@ Examples:
     .action((file: string | undefined, o) => {
       const info = inspectModel(file ?? defaultModelPath());
       if (o.json) return console.log(JSON.stringify(info, null, 2));
-      const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(18)} ${typeof v === "object" ? Object.entries(v).map(([t, n]) => `${t} x${n}`).join(", ") : v}`);
+      const show = (v: unknown) => (v && typeof v === "object" ? Object.entries(v).map(([t, n]) => `${t} x${n}`).join(", ") : typeof v === "string" ? v.replace(/\n/g, "\\n") : String(v ?? "-"));
+      const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(18)} ${show(v)}`);
+      if (info.native !== "runs") lines.push(`our engine does not run it (${info.native}); llama.cpp may: --backend llama.cpp`);
       console.log(lines.join("\n"));
     });
 }
