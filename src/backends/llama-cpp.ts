@@ -32,8 +32,9 @@ interface LlamaBinding {
   open(libPath: string, binsDir: string): { devices: DeviceInfo[] };
   lastError(): string;
   loadModel(path: string, nGpuLayers: number, useMmap: number): object;
-  modelInfo(m: object): { nCtxTrain: number; nLayer: number; nEmbd: number; nHead: number; nHeadKv: number; nVocab: number; desc: string; sizeBytes: number; arch: string };
-  newContext(m: object, nCtx: number, nBatch: number, nUbatch: number, nSeqMax: number, nThreads: number, kvF16: number, flashAttn: number): object;
+  modelInfo(m: object): { nCtxTrain: number; nLayer: number; nEmbd: number; nHead: number; nHeadKv: number; nVocab: number; desc: string; sizeBytes: number; arch: string; plainKv: boolean };
+  newContext(m: object, nCtx: number, nBatch: number, nUbatch: number, nSeqMax: number, nThreads: number, kvF16: number, flashAttn: number, unified: number): object;
+  seqMove(from: object, to: object, src: number, dst: number): number;
   decode(ctx: object, tokens: Int32Array, pos: Int32Array, seq: Int32Array, want: Uint8Array, n: number, out: Float32Array): void;
   seqRm(ctx: object, seq: number, p0: number, p1: number): boolean;
   seqCp(ctx: object, src: number, dst: number, p0: number, p1: number): void;
@@ -188,6 +189,7 @@ export class LlamaCppEngine implements Engine {
   readonly layers = undefined;
   private tok: Tokenizer | null = null;
   private readonly bytesPerRow: number;
+  private readonly plainKv: boolean;
 
   private constructor(
     readonly file: string,
@@ -202,6 +204,7 @@ export class LlamaCppEngine implements Engine {
     const valueDim = gguf.number(`${info.arch}.attention.value_length`, headDim);
     this.bytesPerRow = info.nLayer * info.nHeadKv * (headDim + valueDim) * (o.kvType === "f16" ? 2 : 4);
     this.config = { arch: info.arch, nCtxTrain: info.nCtxTrain, nVocab: info.nVocab, nLayers: info.nLayer, kvBytesPerToken: this.bytesPerRow };
+    this.plainKv = info.plainKv;
   }
 
   static load(file: string, opts: LlamaCppOptions & { gpu?: boolean } = {}): LlamaCppEngine {
@@ -233,19 +236,23 @@ export class LlamaCppEngine implements Engine {
     return this.tok;
   }
 
-  newCache(opts: { nSeqMax?: number; capacity?: number } = {}): LlamaCppCache {
+  newCache(opts: { nSeqMax?: number; capacity?: number; seqRows?: number } = {}): LlamaCppCache {
     const nSeqMax = opts.nSeqMax ?? 1;
     if (nSeqMax > LLAMA_MAX_SEQ) throw new UsageError(`this run needs ${nSeqMax} sequences at once; llama.cpp holds at most ${LLAMA_MAX_SEQ} (lower topK or maxParallelChunks, or use --backend native)`);
-    const nCtx = Math.ceil(Math.max(opts.capacity ?? 256, 1) / 256) * 256; // llama.cpp pads to 256 cells
-    const b = this.llama.binding;
+    const pad = (n: number) => Math.ceil(Math.max(n, 1) / 256) * 256; // llama.cpp pads to 256 cells
     const flash = { auto: -1, on: 1, off: 0 }[this.o.flashAttention];
-    let ctx: object;
-    try {
-      ctx = b.newContext(this.model, nCtx, Math.min(nCtx, this.o.stepTokens), Math.min(nCtx, this.o.stepTokens, 512), nSeqMax, this.o.threads, this.o.kvType === "f16" ? 1 : 0, flash);
-    } catch (e) {
-      throw new BackendError(`${(e as Error).message.trim()} (${nCtx} KV cells, ${nSeqMax} sequences)`);
-    }
-    return new LlamaCppCache(b, ctx, nCtx, nSeqMax, this.bytesPerRow);
+    const context = (nCtx: number, unified: boolean) => {
+      try {
+        return this.llama.binding.newContext(this.model, nCtx, Math.min(nCtx, this.o.stepTokens), Math.min(nCtx, this.o.stepTokens, 512), nSeqMax, this.o.threads, this.o.kvType === "f16" ? 1 : 0, flash, unified ? 1 : 0);
+      } catch (e) {
+        throw new BackendError(`${(e as Error).message.trim()} (${nCtx} KV cells, ${nSeqMax} sequences)`);
+      }
+    };
+    const shared = () => context(pad(opts.capacity ?? 256), true);
+    // Sequences in streams of their own until one is shared (stage 0's chunks), when given their size.
+    // (Sliding-window and recurrent caches write their state in more than one part: shared from the start.)
+    const own = opts.seqRows && nSeqMax > 1 && this.plainKv ? () => context(pad(opts.seqRows!) * nSeqMax, false) : null;
+    return new LlamaCppCache(this.llama.binding, own, own ? pad(opts.seqRows!) * nSeqMax : 0, shared, nSeqMax, this.bytesPerRow, pad(opts.capacity ?? 256));
   }
 
   forward(cache: SeqCache, batch: Batch, opts?: ForwardOptions): Float32Array {
@@ -261,21 +268,36 @@ export class LlamaCppEngine implements Engine {
 }
 
 /**
- * One llama_context: its unified KV buffer holds `nCtx` cells for up to `nSeqMax` sequences.
- * Row counts are tracked here for the memory figures: a shared cell counts once, for the
- * sequence that wrote it.
+ * The KV cache on llama.cpp. Stage 0's chunks each get a stream of their own (a context with one
+ * KV buffer per sequence: a chunk's attention runs over its own cells only); the first `seqShare`
+ * moves to a context with one buffer for all sequences, where a cell can be shared, copying each
+ * shared sequence's cells across (llama_state_seq_get/set_data). Without `seqRows` the cache is the
+ * shared context from the start. Row counts are tracked here for the memory figures: a shared cell
+ * counts once, for the sequence that wrote it.
  */
 export class LlamaCppCache implements SeqCache {
   private readonly rows = new Map<number, Set<number>>(); // seq -> positions it wrote
+  private ctx: object; // where batches go now
+  private streams: object | null; // stage 0's per-sequence context, until the first share
+  private readonly moved = new Set<number>(); // sequences copied into the shared context
   private freed = false;
 
   constructor(
     private readonly b: LlamaBinding,
-    private readonly ctx: object,
-    readonly nCtx: number,
+    ownStreams: (() => object) | null,
+    private readonly streamCells: number,
+    private readonly makeShared: () => object,
     readonly nSeqMax: number,
     private readonly bytesPerRow: number,
-  ) {}
+    readonly nCtx: number,
+  ) {
+    this.streams = ownStreams ? ownStreams() : null;
+    this.ctx = this.streams ?? makeShared();
+  }
+
+  private get sharedMade(): boolean {
+    return this.ctx !== this.streams;
+  }
 
   private checkSeq(seq: number): void {
     if (!Number.isInteger(seq) || seq < 0 || seq >= this.nSeqMax) throw new Error(`sequence id ${seq} is outside [0, ${this.nSeqMax})`);
@@ -283,6 +305,11 @@ export class LlamaCppCache implements SeqCache {
 
   decode(batch: Batch, nVocab: number, step: number): Float32Array {
     if (this.freed) throw new Error("this cache was freed");
+    if (this.streams && this.ctx !== this.streams) {
+      // Stage 1 has begun: the shared sequences are across; the per-sequence buffers go.
+      this.b.freeContext(this.streams);
+      this.streams = null;
+    }
     let nWanted = 0;
     for (let i = 0; i < batch.n; i++) {
       this.checkSeq(batch.seqId[i]);
@@ -313,6 +340,7 @@ export class LlamaCppCache implements SeqCache {
   seqRemove(seq: number, p0 = 0, p1 = Infinity): void {
     this.checkSeq(seq);
     this.b.seqRm(this.ctx, seq, p0, p1 === Infinity ? -1 : p1);
+    if (this.streams && this.ctx !== this.streams) this.b.seqRm(this.streams, seq, p0, p1 === Infinity ? -1 : p1);
     const s = this.rows.get(seq);
     if (s) for (const p of [...s]) if (p >= p0 && p < p1) s.delete(p);
   }
@@ -320,6 +348,17 @@ export class LlamaCppCache implements SeqCache {
   seqShare(src: number, dst: number): void {
     this.checkSeq(src);
     this.checkSeq(dst);
+    if (this.streams) {
+      if (this.ctx === this.streams) this.ctx = this.makeShared();
+      if (!this.moved.has(src)) {
+        try {
+          this.b.seqMove(this.streams, this.ctx, src, src);
+        } catch (e) {
+          throw new BackendError((e as Error).message.trim());
+        }
+        this.moved.add(src);
+      }
+    }
     this.b.seqCp(this.ctx, src, dst, -1, -1);
   }
 
@@ -328,8 +367,9 @@ export class LlamaCppCache implements SeqCache {
     return this.b.seqPosMax(this.ctx, seq);
   }
 
+  /** KV bytes of the contexts held now (both while stage 1's shared one is filled from stage 0's). */
   bytes(): number {
-    return this.nCtx * this.bytesPerRow;
+    return ((this.streams ? this.streamCells : 0) + (this.sharedMade ? this.nCtx : 0)) * this.bytesPerRow;
   }
 
   usedBytes(): number {
@@ -343,5 +383,6 @@ export class LlamaCppCache implements SeqCache {
     if (this.freed) return;
     this.freed = true;
     this.b.freeContext(this.ctx);
+    if (this.streams && this.streams !== this.ctx) this.b.freeContext(this.streams);
   }
 }

@@ -68,8 +68,12 @@ export interface Engine {
   readonly tokenizer: Tokenizer;
   /** Present when the engine exposes its attention layers (see the header). */
   readonly layers?: LayerAccess;
-  /** A cache for up to `nSeqMax` sequences and `capacity` rows (the llama.cpp engine cannot grow it). */
-  newCache(opts?: { nSeqMax?: number; capacity?: number }): SeqCache;
+  /**
+   * A cache for up to `nSeqMax` sequences and `capacity` rows (the llama.cpp engine cannot grow
+   * it). `seqRows`, the most rows one sequence holds before any is shared, lets an engine give each
+   * sequence a buffer of its own until then (llama.cpp: attention over a chunk's own cells only).
+   */
+  newCache(opts?: { nSeqMax?: number; capacity?: number; seqRows?: number }): SeqCache;
   /** Runs a batch; returns logits [nWanted, nVocab] of the entries that want them, in batch order. */
   forward(cache: SeqCache, batch: Batch, opts?: ForwardOptions): Float32Array;
   close(): void;

@@ -133,7 +133,7 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
   const layers = inside.length > 0 ? layerAccess(model, inside.join(" and ")) : undefined;
 
   const nSeqMax = o.topK + o.maxParallelChunks + 1;
-  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) + m + o.maxTokens });
+  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
   try {
     return yield* stages(model, layers?.config, cache, req, o, hooks, { chunkTokens, spans, prefix, m, scored, nSeqMax });
   } finally {

@@ -9,7 +9,8 @@
 //   lastError(): string                      the last error line llama.cpp logged ("" if none)
 //   loadModel(path, nGpuLayers, useMmap): model
 //   modelInfo(model): { nCtxTrain, nLayer, nEmbd, nHead, nHeadKv, nVocab, desc, sizeBytes, arch }
-//   newContext(model, nCtx, nBatch, nUbatch, nSeqMax, nThreads, kvF16, flashAttn): context
+//   newContext(model, nCtx, nBatch, nUbatch, nSeqMax, nThreads, kvF16, flashAttn, unified): context
+//   seqMove(from, to, srcSeq, dstSeq): bytes  a sequence's KV cells copied into another context
 //   decode(ctx, tokens: Int32Array, pos: Int32Array, seq: Int32Array, want: Uint8Array, n,
 //          out: Float32Array): void      logits of the wanted tokens, in batch order, into out
 //   seqRm(ctx, seq, p0, p1): boolean     seqCp(ctx, src, dst, p0, p1): void
@@ -36,7 +37,9 @@
     X(llama_model_meta_val_str) X(llama_model_desc) X(llama_model_size)                            \
     X(llama_context_default_params) X(llama_init_from_model) X(llama_free) X(llama_get_memory)     \
     X(llama_memory_seq_rm) X(llama_memory_seq_cp) X(llama_memory_seq_pos_max) X(llama_memory_clear) \
-    X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_get_logits_ith)
+    X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_get_logits_ith)                \
+    X(llama_state_seq_get_size) X(llama_state_seq_get_data) X(llama_state_seq_set_data)           \
+    X(llama_model_n_swa) X(llama_model_is_recurrent) X(llama_model_is_hybrid)
 
 #define DECLARE(f) static __typeof__(&f) p_##f;
 LLAMA_FUNCTIONS(DECLARE)
@@ -312,6 +315,10 @@ static napi_value js_model_info(napi_env env, napi_callback_info info) {
     set_prop_num(env, o, "nHeadKv", p_llama_model_n_head_kv(m->model));
     set_prop_num(env, o, "nVocab", p_llama_vocab_n_tokens(p_llama_model_get_vocab(m->model)));
     set_prop_num(env, o, "sizeBytes", (double)p_llama_model_size(m->model));
+    // One plain KV cache (no sliding-window or recurrent part): what seqMove can copy across.
+    napi_value plain;
+    CHECK_NAPI(napi_get_boolean(env, p_llama_model_n_swa(m->model) == 0 && !p_llama_model_is_recurrent(m->model) && !p_llama_model_is_hybrid(m->model), &plain));
+    napi_set_named_property(env, o, "plainKv", plain);
     char buf[256];
     p_llama_model_desc(m->model, buf, sizeof buf);
     set_prop_str(env, o, "desc", buf);
@@ -321,14 +328,14 @@ static napi_value js_model_info(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_new_context(napi_env env, napi_callback_info info) {
-    napi_value argv[8];
-    int64_t n_ctx, n_batch, n_ubatch, n_seq_max, n_threads, kv_f16, flash;
-    if (!require_lib(env, "newContext") || !get_args(env, info, 8, argv, "newContext")) return NULL;
+    napi_value argv[9];
+    int64_t n_ctx, n_batch, n_ubatch, n_seq_max, n_threads, kv_f16, flash, unified;
+    if (!require_lib(env, "newContext") || !get_args(env, info, 9, argv, "newContext")) return NULL;
     Model *m = get_model(env, argv[0], "newContext");
     if (!m || !get_i64(env, argv[1], "newContext", 1, INT32_MAX, &n_ctx) || !get_i64(env, argv[2], "newContext", 1, INT32_MAX, &n_batch) ||
         !get_i64(env, argv[3], "newContext", 1, INT32_MAX, &n_ubatch) || !get_i64(env, argv[4], "newContext", 1, 256, &n_seq_max) ||
         !get_i64(env, argv[5], "newContext", 1, 1024, &n_threads) || !get_i64(env, argv[6], "newContext", 0, 1, &kv_f16) ||
-        !get_i64(env, argv[7], "newContext", -1, 1, &flash))
+        !get_i64(env, argv[7], "newContext", -1, 1, &flash) || !get_i64(env, argv[8], "newContext", 0, 1, &unified))
         return NULL;
     struct llama_context_params cp = p_llama_context_default_params();
     cp.n_ctx = (uint32_t)n_ctx;
@@ -338,9 +345,10 @@ static napi_value js_new_context(napi_env env, napi_callback_info info) {
     cp.n_threads = cp.n_threads_batch = (int32_t)n_threads;
     cp.type_k = cp.type_v = kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.flash_attn_type = (enum llama_flash_attn_type)flash;
-    // One KV buffer for all sequences: a cell shared by several sequences (seq_cp) is visible to
-    // each. With one stream per sequence, a copy across streams replaces the target's cells.
-    cp.kv_unified = true;
+    // Unified: one KV buffer for all sequences, so a cell shared by several (seq_cp) is visible to
+    // each; with one stream per sequence a copy across streams replaces the target's cells. Per
+    // sequence: each attends over its own stream only (stage 0's independent chunks).
+    cp.kv_unified = unified != 0;
     cp.no_perf = true;
     last_error[0] = 0;
     struct llama_context *ctx = p_llama_init_from_model(m->model, cp);
@@ -435,6 +443,55 @@ static napi_value js_seq_cp(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/** Copies sequence src's cells of `from` into sequence dst of `to` (same model and KV types). */
+static napi_value js_seq_move(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    int64_t src, dst;
+    if (!require_lib(env, "seqMove") || !get_args(env, info, 4, argv, "seqMove")) return NULL;
+    Context *from = get_context(env, argv[0], "seqMove");
+    Context *to = from ? get_context(env, argv[1], "seqMove") : NULL;
+    if (!to || !get_i64(env, argv[2], "seqMove", 0, 255, &src) || !get_i64(env, argv[3], "seqMove", 0, 255, &dst)) return NULL;
+    size_t size = p_llama_state_seq_get_size(from->ctx, (llama_seq_id)src);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) return throw_msg(env, "seqMove: out of memory for a sequence's state%s%s", "", "");
+    last_error[0] = 0;
+    size_t got = p_llama_state_seq_get_data(from->ctx, buf, size, (llama_seq_id)src);
+    // The state is [u32 magic][i32 seq id] (llama-context.cpp state_seq_get_data), then the KV
+    // cache's [u32 n_stream] and, per stream, [u32 n_cells] followed, for the one stream that holds
+    // the sequence (stream = its id in a per-sequence context), by its cells and their K/V
+    // (llama-kv-cache.cpp state_write). A unified context reads one stream: keep that section.
+    const size_t H = 8;
+    uint32_t n_stream = 0;
+    size_t off = 0, len = got;
+    if (got >= H + 4) memcpy(&n_stream, buf + H, 4);
+    if (n_stream > 1) {
+        size_t head = H + 4 + 4 * (size_t)src, tail = 4 * (size_t)(n_stream - 1 - src);
+        int ok = (size_t)src < n_stream && got >= head + 4 + tail;
+        for (uint32_t s = 0; ok && s < n_stream; s++) {
+            if (s == src) continue;
+            uint32_t zero;
+            memcpy(&zero, buf + (s < src ? H + 4 + 4 * (size_t)s : got - 4 * (size_t)(n_stream - s)), 4);
+            ok = zero == 0;
+        }
+        if (!ok) {
+            free(buf);
+            return throw_msg(env, "seqMove: the sequence's state is not one stream's (an unexpected KV layout)%s%s", "", "");
+        }
+        // [magic][seq][1][section]: the header moves up to just before the section.
+        off = head - 4 - H;
+        memmove(buf + off, buf, H);
+        uint32_t one = 1;
+        memcpy(buf + off + H, &one, 4);
+        len = got - off - tail;
+    }
+    size_t put = got ? p_llama_state_seq_set_data(to->ctx, buf + off, len, (llama_seq_id)dst) : 0;
+    free(buf);
+    if (!put) return throw_msg(env, "llama.cpp could not copy a sequence between contexts: %s%s", last_error[0] ? last_error : "no room or a mismatched state", "");
+    napi_value v;
+    CHECK_NAPI(napi_create_double(env, (double)got, &v));
+    return v;
+}
+
 static napi_value js_seq_pos_max(napi_env env, napi_callback_info info) {
     napi_value argv[2];
     int64_t seq;
@@ -484,6 +541,7 @@ static napi_value init(napi_env env, napi_value exports) {
         {"seqRm", NULL, js_seq_rm, NULL, NULL, NULL, napi_default, NULL},
         {"seqCp", NULL, js_seq_cp, NULL, NULL, NULL, napi_default, NULL},
         {"seqPosMax", NULL, js_seq_pos_max, NULL, NULL, NULL, napi_default, NULL},
+        {"seqMove", NULL, js_seq_move, NULL, NULL, NULL, napi_default, NULL},
         {"clear", NULL, js_clear, NULL, NULL, NULL, napi_default, NULL},
         {"freeContext", NULL, js_free_context, NULL, NULL, NULL, napi_default, NULL},
         {"freeModel", NULL, js_free_model, NULL, NULL, NULL, napi_default, NULL},
