@@ -38,7 +38,7 @@ function sameKept(a: AskResult, b: AskResult, tol: number, what: string) {
 const sample = (task: (typeof TASKS)[number], length: number, seed: number) =>
   makeSample(task, length, 0.4, seed, (s) => native.tokenizer.encode(s, { addBos: false, parseSpecial: false }).length).request;
 
-test("llama.cpp backend (F32 KV, flash attention off): every chunk's question NLL within 1e-5 of the native engine's, same kept chunks (up to exact ties), same answers", async () => {
+test("llama.cpp backend (F32 KV, flash attention off): every chunk's question NLL within 1e-5 of the native engine's, same kept chunks (up to exact ties), same answers", async (t) => {
   const llama = loadEngine(undefined, { backend: "llama.cpp", threads: 2, kvType: "f32", flashAttention: "off" });
   assert.equal(llama.backend.name, "llama.cpp");
   let worst = 0;
@@ -54,12 +54,13 @@ test("llama.cpp backend (F32 KV, flash attention off): every chunk's question NL
       assert.equal(b.backend.name, "llama.cpp");
     }
   }
+  t.diagnostic(`largest per-chunk NLL difference (F32 KV, flash off): ${worst.toExponential(2)}`);
   assert.ok(worst < 1e-5, `largest per-chunk NLL difference ${worst}`);
   assert.ok(worst > 0, "two engines agreeing to the last bit would mean one of them was not run");
   llama.close();
 });
 
-test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-chunk NLL within 1e-2 nats of the native F32 engine (measured up to 3.7e-3, kv_retrieval), same kept chunks (up to ties), same answers", async () => {
+test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-chunk NLL within 1e-2 nats of the native F32 engine (the largest is printed), same kept chunks (up to ties), same answers", async (t) => {
   const llama = loadEngine(undefined, { backend: "llama.cpp", threads: 2 });
   let worst = 0;
   for (const task of tasks) {
@@ -70,6 +71,7 @@ test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-ch
     assert.equal(b.answer, a.answer, task);
     sameKept(a, b, 2e-2, task);
   }
+  t.diagnostic(`largest per-chunk NLL difference (llama.cpp's defaults): ${worst.toExponential(2)}`);
   assert.ok(worst < 1e-2, `largest per-chunk NLL difference ${worst}`);
   llama.close();
 });

@@ -39,6 +39,7 @@ interface LlamaBinding {
   seqRm(ctx: object, seq: number, p0: number, p1: number): boolean;
   seqCp(ctx: object, src: number, dst: number, p0: number, p1: number): void;
   seqPosMax(ctx: object, seq: number): number;
+  seqPosMin(ctx: object, seq: number): number;
   clear(ctx: object): void;
   freeContext(ctx: object): void;
   freeModel(m: object): void;
@@ -136,15 +137,14 @@ function shortReason(message: string): string {
 
 /**
  * Opens llama.cpp: the first GPU build that loads and finds its device, else the CPU build.
- * (`gpu: false` skips the GPU builds.) Once a libllama is open, later calls return it.
+ * Once a libllama is open, later calls return it.
  */
-export function openLlamaCpp(opts: { gpu?: boolean } = {}): OpenedLlama {
+export function openLlamaCpp(): OpenedLlama {
   if (opened) return opened;
   const binding = loadBinding();
   const failed: string[] = []; // builds that are there but did not load
   let missing: string | undefined; // the CPU build's absence
   for (const b of candidateBuilds()) {
-    if (b.device !== "cpu" && opts.gpu === false) continue;
     if ("missing" in b) {
       if (b.device === "cpu" || b.pkg.startsWith("$")) missing = b.missing;
       continue;
@@ -207,7 +207,7 @@ export class LlamaCppEngine implements Engine {
     this.plainKv = info.plainKv;
   }
 
-  static load(file: string, opts: LlamaCppOptions & { gpu?: boolean } = {}): LlamaCppEngine {
+  static load(file: string, opts: LlamaCppOptions = {}): LlamaCppEngine {
     const threads = opts.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
     const kvType = opts.kvType ?? "f16";
@@ -217,14 +217,14 @@ export class LlamaCppEngine implements Engine {
     const stepTokens = opts.stepTokens ?? 2048;
     const gguf = GgufFile.open(file); // our reader: the tokenizer, the chat template, the head sizes
     try {
-      const llama = openLlamaCpp({ gpu: opts.gpu });
+      const llama = openLlamaCpp();
       let model: object;
       try {
         model = llama.binding.loadModel(file, opts.gpuLayers ?? -1, 1);
       } catch (e) {
         throw new BackendError((e as Error).message.trim());
       }
-      return new LlamaCppEngine(file, gguf, llama, model, { threads, kvType, flashAttention, gpuLayers: opts.gpuLayers ?? -1, stepTokens, });
+      return new LlamaCppEngine(file, gguf, llama, model, { threads, kvType, flashAttention, gpuLayers: opts.gpuLayers ?? -1, stepTokens });
     } catch (e) {
       gguf.close();
       throw e;
@@ -272,11 +272,9 @@ export class LlamaCppEngine implements Engine {
  * KV buffer per sequence: a chunk's attention runs over its own cells only); the first `seqShare`
  * moves to a context with one buffer for all sequences, where a cell can be shared, copying each
  * shared sequence's cells across (llama_state_seq_get/set_data). Without `seqRows` the cache is the
- * shared context from the start. Row counts are tracked here for the memory figures: a shared cell
- * counts once, for the sequence that wrote it.
+ * shared context from the start.
  */
 export class LlamaCppCache implements SeqCache {
-  private readonly rows = new Map<number, Set<number>>(); // seq -> positions it wrote
   private ctx: object; // where batches go now
   private streams: object | null; // stage 0's per-sequence context, until the first share
   private readonly moved = new Set<number>(); // sequences copied into the shared context
@@ -329,11 +327,6 @@ export class LlamaCppCache implements SeqCache {
       }
       row += w;
     }
-    for (let i = 0; i < batch.n; i++) {
-      let s = this.rows.get(batch.seqId[i]);
-      if (!s) this.rows.set(batch.seqId[i], (s = new Set()));
-      s.add(batch.pos[i]);
-    }
     return out;
   }
 
@@ -341,8 +334,6 @@ export class LlamaCppCache implements SeqCache {
     this.checkSeq(seq);
     this.b.seqRm(this.ctx, seq, p0, p1 === Infinity ? -1 : p1);
     if (this.streams && this.ctx !== this.streams) this.b.seqRm(this.streams, seq, p0, p1 === Infinity ? -1 : p1);
-    const s = this.rows.get(seq);
-    if (s) for (const p of [...s]) if (p >= p0 && p < p1) s.delete(p);
   }
 
   seqShare(src: number, dst: number): void {
@@ -372,11 +363,20 @@ export class LlamaCppCache implements SeqCache {
     return ((this.streams ? this.streamCells : 0) + (this.sharedMade ? this.nCtx : 0)) * this.bytesPerRow;
   }
 
+  /**
+   * KV bytes of the rows held, from each sequence's position range (the method's sequences have no
+   * holes). Asked before any sharing (after stage 0, after a single-sequence run): a shared cell
+   * would count once per sequence that sees it.
+   */
   usedBytes(): number {
     let n = 0;
-    for (const s of this.rows.values()) n += s.size;
+    for (let seq = 0; seq < this.nSeqMax; seq++) {
+      const hi = this.b.seqPosMax(this.ctx, seq);
+      if (hi >= 0) n += hi - this.b.seqPosMin(this.ctx, seq) + 1;
+    }
     return n * this.bytesPerRow;
   }
+
 
   /** Frees the context now (its KV buffer lives outside the JS heap, so GC would not hurry). */
   free(): void {

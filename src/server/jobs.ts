@@ -132,12 +132,7 @@ function directPrompt(model: Engine, job: Job): number[] | null {
   return ids.length + job.maxTokens <= model.config.nCtxTrain ? ids : null;
 }
 
-/** Errors the request caused (an empty question, a question longer than the window): `UsageError`s, 400s. */
-export function isUserError(e: unknown): boolean {
-  return e instanceof UsageError;
-}
-
-export function countTokens(model: Engine, s: string): number {
+function countTokens(model: Engine, s: string): number {
   return model.tokenizer.encode(s, { addBos: false, parseSpecial: false }).length;
 }
 

@@ -13,7 +13,7 @@ import type { EngineOptions } from "../backends/index.js";
 import { UsageError } from "../errors.js";
 import { HttpError, parseBody, parseJob, type Job } from "./requests.js";
 import { collectGarbage } from "./gc.js";
-import { DEFAULT_JOB_LIMITS, isUserError, runJob, type JobLimits, type JobOutcome } from "./jobs.js";
+import { DEFAULT_JOB_LIMITS, runJob, type JobLimits, type JobOutcome } from "./jobs.js";
 import type { FromWorker, ToWorker, WorkerData } from "./worker.js";
 
 export { StopScanner } from "./jobs.js";
@@ -271,7 +271,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (signal.aborted && !timedOut) { log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
       const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error")
         : e instanceof HttpError ? e
-        : isUserError(e) ? new HttpError(400, (e as Error).message)
+        : e instanceof UsageError ? new HttpError(400, (e as Error).message)
         : new HttpError(500, "internal error (see the server's log)", "server_error");
       log(`${id}: ${err.status} ${err.status === 500 ? (e as Error).stack ?? (e as Error).message : err.message}`);
       if (!started) return sendError(res, err);

@@ -9,7 +9,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { collectGarbage } from "./gc.js";
 import { loadEngine, type EngineOptions } from "../backends/index.js";
-import { isUserError, runJob, type JobLimits } from "./jobs.js";
+import { runJob, type JobLimits } from "./jobs.js";
+import { UsageError } from "../errors.js";
 import type { Job } from "./requests.js";
 
 export interface WorkerData {
@@ -42,7 +43,7 @@ port.on("message", (m: ToWorker) => {
   running.set(m.id, stop);
   runJob(model, m.job, data.limits, { onText: (s) => send({ type: "text", id: m.id, s }) }, stop.signal)
     .then((outcome) => send({ type: "done", id: m.id, outcome }))
-    .catch((e: Error) => send({ type: "failed", id: m.id, usage: isUserError(e), cancelled: stop.signal.aborted, message: e.message }))
+    .catch((e: Error) => send({ type: "failed", id: m.id, usage: e instanceof UsageError, cancelled: stop.signal.aborted, message: e.message }))
     .finally(() => {
       running.delete(m.id);
       collectGarbage(); // a long document's tokens and text go now, not at V8's leisure

@@ -14,7 +14,7 @@
 //   decode(ctx, tokens: Int32Array, pos: Int32Array, seq: Int32Array, want: Uint8Array, n,
 //          out: Float32Array): void      logits of the wanted tokens, in batch order, into out
 //   seqRm(ctx, seq, p0, p1): boolean     seqCp(ctx, src, dst, p0, p1): void
-//   seqPosMax(ctx, seq): number          clear(ctx): void
+//   seqPosMax(ctx, seq), seqPosMin(ctx, seq): number (-1: empty)          clear(ctx): void
 //   freeContext(ctx), freeModel(model)   explicit frees (the finalizers do it otherwise)
 #include <dlfcn.h>
 #include <math.h>
@@ -36,7 +36,7 @@
     X(llama_model_n_head_kv) X(llama_model_get_vocab) X(llama_vocab_n_tokens)                      \
     X(llama_model_meta_val_str) X(llama_model_desc) X(llama_model_size)                            \
     X(llama_context_default_params) X(llama_init_from_model) X(llama_free) X(llama_get_memory)     \
-    X(llama_memory_seq_rm) X(llama_memory_seq_cp) X(llama_memory_seq_pos_max) X(llama_memory_clear) \
+    X(llama_memory_seq_rm) X(llama_memory_seq_cp) X(llama_memory_seq_pos_max) X(llama_memory_seq_pos_min) X(llama_memory_clear) \
     X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_get_logits_ith)                \
     X(llama_state_seq_get_size) X(llama_state_seq_get_data) X(llama_state_seq_set_data)           \
     X(llama_model_n_swa) X(llama_model_is_recurrent) X(llama_model_is_hybrid)
@@ -140,6 +140,8 @@ typedef struct {
     Model *m;
     napi_ref model_ref;
     int32_t n_vocab;
+    llama_batch batch; // reused by every decode; grown when a larger one comes
+    int32_t batch_cap;
 } Context;
 
 static void model_release(Model *m) {
@@ -160,6 +162,8 @@ static void context_release(napi_env env, Context *c) {
     if (!c->ctx) return;
     p_llama_free(c->ctx);
     c->ctx = NULL;
+    if (c->batch_cap > 0) p_llama_batch_free(c->batch);
+    c->batch_cap = 0;
     c->m->contexts--;
     model_release(c->m);
     if (env && c->model_ref) {
@@ -386,7 +390,12 @@ static napi_value js_decode(napi_env env, napi_callback_info info) {
     for (int64_t i = 0; i < n; i++) n_want += want[i] != 0;
     if (n_want * (size_t)c->n_vocab > lo) return throw_msg(env, "decode: out is smaller than the wanted logits%s%s", "", "");
 
-    llama_batch b = p_llama_batch_init((int32_t)n, 0, 1);
+    if (c->batch_cap < n) {
+        if (c->batch_cap > 0) p_llama_batch_free(c->batch);
+        c->batch = p_llama_batch_init((int32_t)n, 0, 1);
+        c->batch_cap = (int32_t)n;
+    }
+    llama_batch b = c->batch;
     for (int64_t i = 0; i < n; i++) {
         b.token[i] = tokens[i];
         b.pos[i] = pos[i];
@@ -407,7 +416,6 @@ static napi_value js_decode(napi_env env, napi_callback_info info) {
             row++;
         }
     }
-    p_llama_batch_free(b);
     if (rc != 0) {
         char code[32];
         snprintf(code, sizeof code, "%d", rc);
@@ -492,16 +500,21 @@ static napi_value js_seq_move(napi_env env, napi_callback_info info) {
     return v;
 }
 
-static napi_value js_seq_pos_max(napi_env env, napi_callback_info info) {
+/** The largest (`max`) or smallest position sequence `seq` holds, or -1. */
+static napi_value seq_pos(napi_env env, napi_callback_info info, int max, const char *fn) {
     napi_value argv[2];
     int64_t seq;
-    if (!require_lib(env, "seqPosMax") || !get_args(env, info, 2, argv, "seqPosMax")) return NULL;
-    Context *c = get_context(env, argv[0], "seqPosMax");
-    if (!c || !get_i64(env, argv[1], "seqPosMax", 0, 255, &seq)) return NULL;
+    if (!require_lib(env, fn) || !get_args(env, info, 2, argv, fn)) return NULL;
+    Context *c = get_context(env, argv[0], fn);
+    if (!c || !get_i64(env, argv[1], fn, 0, 255, &seq)) return NULL;
+    llama_memory_t mem = p_llama_get_memory(c->ctx);
     napi_value v;
-    CHECK_NAPI(napi_create_int32(env, p_llama_memory_seq_pos_max(p_llama_get_memory(c->ctx), (llama_seq_id)seq), &v));
+    CHECK_NAPI(napi_create_int32(env, max ? p_llama_memory_seq_pos_max(mem, (llama_seq_id)seq) : p_llama_memory_seq_pos_min(mem, (llama_seq_id)seq), &v));
     return v;
 }
+
+static napi_value js_seq_pos_max(napi_env env, napi_callback_info info) { return seq_pos(env, info, 1, "seqPosMax"); }
+static napi_value js_seq_pos_min(napi_env env, napi_callback_info info) { return seq_pos(env, info, 0, "seqPosMin"); }
 
 static napi_value js_clear(napi_env env, napi_callback_info info) {
     napi_value argv[1];
@@ -541,6 +554,7 @@ static napi_value init(napi_env env, napi_value exports) {
         {"seqRm", NULL, js_seq_rm, NULL, NULL, NULL, napi_default, NULL},
         {"seqCp", NULL, js_seq_cp, NULL, NULL, NULL, napi_default, NULL},
         {"seqPosMax", NULL, js_seq_pos_max, NULL, NULL, NULL, napi_default, NULL},
+        {"seqPosMin", NULL, js_seq_pos_min, NULL, NULL, NULL, napi_default, NULL},
         {"seqMove", NULL, js_seq_move, NULL, NULL, NULL, napi_default, NULL},
         {"clear", NULL, js_clear, NULL, NULL, NULL, napi_default, NULL},
         {"freeContext", NULL, js_free_context, NULL, NULL, NULL, napi_default, NULL},
