@@ -68,13 +68,13 @@ test("shifting a rotated key by -d equals rotating it at the shifted position", 
   const at = (p: number) => {
     const cos = new Float32Array(c.ropeDim / 2);
     const sin = new Float32Array(c.ropeDim / 2);
-    ropeTables(c, Int32Array.from([p]), 1, null, cos, sin);
+    ropeTables(c, c.layers[0].rope!, null, Int32Array.from([p]), 1, cos, sin);
     const k = key.slice();
     applyRope(c, k, 1, 1, cos, sin);
     return k;
   };
   const moved = at(300);
-  shiftKeys(c, moved, 1, -123, null);
+  shiftKeys(c, c.layers[0].rope!, null, moved, 1, -123);
   const direct = at(177);
   for (let i = 0; i < c.headDim; i++) assert.ok(Math.abs(moved[i] - direct[i]) < 1e-4, `dim ${i}: ${moved[i]} vs ${direct[i]}`);
 });

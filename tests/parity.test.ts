@@ -19,63 +19,16 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { GgmlType, typeName } from "../src/gguf/types.js";
-import { writeRandomModel } from "../src/model/random-model.js";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import { llamaCppRun } from "../src/bench/llama-cpp.js";
-import { randomTokens, tempDir } from "./support/tmp.js";
+import { assertSameGreedy, compareWithLlamaCpp, logSoftmax } from "./support/compare.js";
 
-const dir = tempDir();
 const SHAPES = ["smollm2-135m", "qwen2.5-0.5b"];
-
-/** log-softmax of one row of logits, in double. */
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
-
-interface Compared { maxDiff: number; ours: number[]; theirs: number[]; margins: number[] }
-
-async function compare(shape: string, type: GgmlType, nLayers: number | undefined, promptLength: number, nGen: number): Promise<Compared> {
-  const file = path.join(dir, `${shape}-${typeName(type)}-${nLayers ?? "full"}.gguf`);
-  const s = writeRandomModel(file, shape, { type, seed: 7, shape: nLayers ? { nLayers } : {} });
-  try {
-    const prompt = randomTokens(promptLength, s.nVocab - 2, 11);
-    const ref = await llamaCppRun(file, prompt, nGen, { nVocab: s.nVocab });
-    const model = loadModel(file, { threads: 2 });
-    try {
-      const ours = logSoftmax(model.forward(model.newCache({ capacity: promptLength }), sequenceBatch(prompt)));
-      let top = 0;
-      for (let i = 1; i < ref.logProbs.length; i++) if (ref.logProbs[i] > ref.logProbs[top]) top = i;
-      let maxDiff = 0;
-      for (let i = 0; i < ours.length; i++) {
-        if (ref.logProbs[i] < -30) continue; // below llama.cpp's f32 softmax resolution
-        maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ours[top] - (ref.logProbs[i] - ref.logProbs[top])));
-      }
-      const g = generate(model, prompt, { maxTokens: nGen });
-      return { maxDiff, ours: g.tokens, theirs: ref.greedy, margins: ref.margins };
-    } finally {
-      model.close();
-    }
-  } finally {
-    fs.rmSync(file, { force: true });
-  }
-}
-
-/** Identical greedy tokens, or a parting at a step whose llama.cpp top-2 margin is below tol. */
-function assertSameGreedy(r: Compared, tol: number) {
-  const at = r.ours.findIndex((t, i) => t !== r.theirs[i]);
-  if (at < 0) return;
-  assert.ok(r.margins[at] < tol, `greedy continuations part at step ${at} (${r.ours[at]} vs ${r.theirs[at]}) where llama.cpp's top-2 margin is ${r.margins[at]}, above ${tol}`);
-}
+const compare = (shape: string, type: GgmlType, nLayers: number | undefined, promptLength: number, nGen: number) =>
+  compareWithLlamaCpp(shape, { type, nLayers, promptLength, nGen });
 
 const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
 

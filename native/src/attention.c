@@ -25,6 +25,8 @@ uint64_t pc_att_visibility(pc_att_job *job, int h, int64_t k0, int nk, int64_t t
     const int32_t *pos = a->rowPos + (int64_t)h * a->cap + k0;
     const uint8_t *vis = a->visible + (int64_t)a->qSeq[t] * a->nSeqMax;
     const int32_t qp = a->qPos[t];
+    // rowPos > qp - window, written so that window = 0 (none) cannot overflow
+    const int64_t lo = a->window > 0 ? (int64_t)qp - a->window : INT64_MIN;
     uint64_t bits = 0;
     for (int j = 0; j < nk; j++) {
         const int32_t s = seq[j];
@@ -32,7 +34,7 @@ uint64_t pc_att_visibility(pc_att_job *job, int h, int64_t k0, int nk, int64_t t
             atomic_store(&job->bad_seq, 1);
             continue;
         }
-        if (vis[s] && pos[j] <= qp) bits |= (uint64_t)1 << j;
+        if (vis[s] && pos[j] <= qp && pos[j] > lo) bits |= (uint64_t)1 << j;
     }
     return bits;
 }
@@ -64,11 +66,21 @@ int pc_att_block_class(pc_att_job *job, int h, int64_t k0, int nk, int32_t qmin,
     }
     if (bad) return 2; // the per-token pass reports it
     if (kmin > qmax) return 0;
+    const int win = a->window > 0;
+    if (win && (int64_t)qmin - kmax >= a->window) return 0; // every key slid out of every window
     if (qseq >= 0 && ks >= 0) {
         if (!a->visible[(int64_t)qseq * a->nSeqMax + ks]) return 0;
-        if (kmax <= qmin) return 1;
+        if (kmax <= qmin && (!win || (int64_t)qmax - kmin < a->window)) return 1;
     }
     return 2;
+}
+
+void pc_att_softcap(const pc_attn_args *a, float *S, int rows, int nk) {
+    if (!(a->softcap > 0)) return;
+    // as ggml: scale by the float reciprocal, tanh, scale back (masked scores are overwritten later)
+    const float inv = 1.0f / a->softcap;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < nk; j++) S[(int64_t)r * PC_ATT_KB + j] = tanhf(S[(int64_t)r * PC_ATT_KB + j] * inv) * a->softcap;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,6 +216,7 @@ static void att_item_scalar(pc_att_job *job, int ith, int item) {
                     float dot = 0;
                     for (int d = 0; d < hd; d++) dot += qr[d] * kb[(int64_t)j * hd + d];
                     s[j] = dot * a->scale;
+                    if (a->softcap > 0) s[j] = tanhf(s[j] * (1.0f / a->softcap)) * a->softcap;
                     mx = PC_MAX(mx, s[j]);
                 }
                 const float mnew = PC_MAX(m[r], mx);

@@ -21,6 +21,8 @@ typedef struct {
     int64_t T;
     int nHeads, nKvHeads, headDim;
     float scale;
+    float softcap;         // > 0: each score s becomes softcap * tanh(s / softcap) (Gemma 2)
+    int32_t window;        // > 0: keys with qPos - rowPos >= window are hidden (sliding window)
     float *out;            // [T, nHeads, headDim]
 } pc_attn_args;
 
@@ -92,6 +94,8 @@ size_t pc_att_scratch_bytes(const pc_att_job *job);
 void pc_att_scratch(const pc_att_job *job, int ith, pc_att_scr *s);
 
 #if PC_HAVE_X86_SIMD
+/** Applies the soft cap (if any) to the scores S [rows, PC_ATT_KB] of one key block. */
+void pc_att_softcap(const pc_attn_args *a, float *S, int rows, int nk);
 void pc_att_item_avx2(pc_att_job *job, int ith, int item);
 void pc_att_item_512(pc_att_job *job, int ith, int item);
 void pc_att_transpose_k_avx2(pc_att_job *job, int h, int64_t k0);

@@ -151,6 +151,7 @@ AT_TARGET void AT_NAME(pc_att_item)(pc_att_job *job, int ith, int item) {
         const float *kb = a->k + ((int64_t)h * a->cap + k0) * hd;
         if (job->packed) AT_NAME(qk_packed)(rows, qrow, kt_h + k0, job->ldkt, hd, a->scale, S);
         else AT_NAME(qk_direct)(rows, qrow, kb, nk, hd, a->scale, S);
+        pc_att_softcap(a, S, rows, nk);
 
         // 2. online softmax: scores -> probabilities in place
         for (int r = 0; r < rows; r++) {

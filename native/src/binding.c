@@ -5,8 +5,9 @@
 // JS API (positional arguments; src/kernels/native.ts wraps it and validates first):
 //   matmul(w: Uint8Array, type, nOut, nIn, x: Float32Array, T, y: Float32Array): void
 //   attention(q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads,
-//             nKvHeads, headDim, scale, out): void
+//             nKvHeads, headDim, scale, out, softcap, window): void
 //   rmsnorm(y, x, w, T, dim, eps): void      swiglu(gate, up, n): void      add(x, y, n): void
+//   geglu(gate, up, n): void
 //   rope(x, T, nH, headDim, ropeDim, neox, cos, sin): void
 //   copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): void
 //   blasSgemm(lib, x, w, y, T, nOut, nIn, threads): void   OpenBLAS via dlopen (benchmark only)
@@ -135,11 +136,11 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
 
 static napi_value js_attention(napi_env env, napi_callback_info info) {
     static const char *fn = "attention";
-    size_t argc = 17;
-    napi_value argv[17];
+    size_t argc = 19;
+    napi_value argv[19];
     CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 17) {
-        napi_throw_type_error(env, NULL, "attention: 17 arguments expected");
+    if (argc < 19) {
+        napi_throw_type_error(env, NULL, "attention: 19 arguments expected");
         return NULL;
     }
     void *q, *k, *v, *rowSeq, *rowPos, *nRows, *qSeq, *qPos, *visible, *out;
@@ -166,6 +167,13 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
         return NULL;
     }
     if (!get_ta(env, argv[16], napi_float32_array, fn, "out", &out, &outl)) return NULL;
+    double softcap;
+    int64_t window;
+    if (napi_get_value_double(env, argv[17], &softcap) != napi_ok || !isfinite(softcap) || softcap < 0) {
+        napi_throw_range_error(env, NULL, "attention: softcap must be a finite number >= 0");
+        return NULL;
+    }
+    if (!get_int(env, argv[18], fn, "window", 0, I32MAX, &window)) return NULL;
     if (nHeads % nKv != 0) {
         napi_throw_range_error(env, NULL, "attention: nHeads must be a multiple of nKvHeads");
         return NULL;
@@ -184,7 +192,8 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
         .rowSeq = (const int32_t *)rowSeq, .rowPos = (const int32_t *)rowPos, .nRows = (const int32_t *)nRows,
         .cap = cap, .qSeq = (const int32_t *)qSeq, .qPos = (const int32_t *)qPos,
         .visible = (const uint8_t *)visible, .nSeqMax = (int)nSeqMax, .T = T, .nHeads = (int)nHeads,
-        .nKvHeads = (int)nKv, .headDim = (int)hd, .scale = (float)scale, .out = (float *)out,
+        .nKvHeads = (int)nKv, .headDim = (int)hd, .scale = (float)scale,
+        .softcap = (float)softcap, .window = (int32_t)window, .out = (float *)out,
     };
     pthread_mutex_lock(&big_lock);
     const int rc = pc_attention(&a);
@@ -250,6 +259,14 @@ static napi_value js_swiglu(napi_env env, napi_callback_info info) {
     pthread_mutex_lock(&big_lock); // reads pc_isa
     pc_swiglu(gate, up, n);
     pthread_mutex_unlock(&big_lock);
+    return NULL;
+}
+
+static napi_value js_geglu(napi_env env, napi_callback_info info) {
+    float *gate, *up;
+    int64_t n;
+    if (!get_two_arrays(env, info, "geglu", "gate", "up", &gate, &up, &n)) return NULL;
+    pc_geglu(gate, up, n);
     return NULL;
 }
 
@@ -451,6 +468,7 @@ NAPI_MODULE_INIT() {
         {"attention", NULL, js_attention, NULL, NULL, NULL, napi_enumerable, NULL},
         {"rmsnorm", NULL, js_rmsnorm, NULL, NULL, NULL, napi_enumerable, NULL},
         {"swiglu", NULL, js_swiglu, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"geglu", NULL, js_geglu, NULL, NULL, NULL, napi_enumerable, NULL},
         {"add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL},
         {"rope", NULL, js_rope, NULL, NULL, NULL, napi_enumerable, NULL},
         {"copyRows", NULL, js_copy_rows, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,6 +6,8 @@
 // and we both differ from libm's expf by a few ulp. The scalar path (other CPUs) uses expf.
 #include "ops.h"
 
+#include <pthread.h>
+
 #include <math.h>
 
 #if PC_HAVE_X86_SIMD
@@ -110,6 +112,30 @@ PC_TARGET_AVX2 static void swiglu_avx2(float *gate, const float *up, int64_t n) 
     }
 }
 #endif
+
+// GELU as ggml-cpu computes it (vec.h with GGML_GELU_FP16): a table of the tanh approximation
+// over every fp16 input, built once; the constants are ggml's.
+static float gelu_f32(float x) {
+    const float a = 0.044715f, s = 0.79788456080286535587989211986876f;
+    return 0.5f * x * (1.0f + tanhf(s * x * (1.0f + a * x * x)));
+}
+
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_table_init(void) {
+    for (uint32_t h = 0; h < (1u << 16); h++) gelu_table[h] = pc_fp32_to_fp16(gelu_f32(pc_fp16_to_fp32((uint16_t)h)));
+}
+
+void pc_geglu(float *gate, const float *up, int64_t n) {
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int64_t i = 0; i < n; i++) {
+        const float x = gate[i];
+        if (x <= -10.0f) gate[i] = 0.0f;
+        else if (x >= 10.0f) gate[i] = x * up[i];
+        else gate[i] = pc_fp16_to_fp32(gelu_table[pc_fp32_to_fp16(x)]) * up[i];
+    }
+}
 
 void pc_swiglu(float *gate, const float *up, int64_t n) {
 #if PC_HAVE_X86_SIMD

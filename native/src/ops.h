@@ -1,6 +1,7 @@
-// Element-wise and row-wise operations of the forward pass between the matmuls: RMS norm,
-// SwiGLU, the residual add, RoPE, and the row copy that appends K / V rows to the cache. Cheap in FLOPs, but in TypeScript they took half of a prefill
-// (SwiGLU's exp above all), so they live here next to the kernels.
+// Element-wise and row-wise operations of the forward pass between the matmuls: RMS norm, the
+// gated activations (SwiGLU, GEGLU), the residual add, RoPE, and the row copy that appends K / V
+// rows to the cache. Cheap in FLOPs, but in TypeScript they took half of a prefill (SwiGLU's exp
+// above all), so they live here next to the kernels.
 #ifndef PC_OPS_H
 #define PC_OPS_H
 
@@ -12,6 +13,10 @@ void pc_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t dim
 
 /** gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) in float. */
 void pc_swiglu(float *gate, const float *up, int64_t n);
+
+/** gate[i] = gelu(gate[i]) * up[i], gelu as ggml's CPU backend: 0 for x <= -10, x for x >= 10,
+ *  else the tanh approximation of x rounded to fp16, looked up in an fp16 table. */
+void pc_geglu(float *gate, const float *up, int64_t n);
 
 /** x[i] += y[i]. */
 void pc_add(float *x, const float *y, int64_t n);

@@ -26,12 +26,12 @@ export interface ReferenceRun {
 }
 
 /** Evaluates `prompt` (ids used exactly, no BOS added) and continues greedily for nGen tokens. */
-export async function llamaCppRun(modelPath: string, prompt: number[], nGen: number, opts: { nVocab: number; threads?: number; kvF32?: boolean }): Promise<ReferenceRun> {
+export async function llamaCppRun(modelPath: string, prompt: number[], nGen: number, opts: { nVocab: number; threads?: number; kvF32?: boolean; contextSize?: number }): Promise<ReferenceRun> {
   const l = await reference();
   const model = await l.loadModel({ modelPath, gpuLayers: 0 });
   try {
     const context = await model.createContext({
-      contextSize: prompt.length + nGen + 16,
+      contextSize: opts.contextSize ?? prompt.length + nGen + 16,
       batchSize: Math.max(512, Math.min(2048, prompt.length)),
       threads: opts.threads ?? 2,
       flashAttention: false,

@@ -55,7 +55,8 @@ export interface BackendInfo {
 /** The engine's own layers and cache, for methods that work inside attention. */
 export interface LayerAccess {
   config: ModelConfig;
-  ropeFreqs: Float32Array | null;
+  /** Moves one cached key [headDim] of layer l by delta positions (a no-op in a layer without RoPE). */
+  rotateKey(l: number, key: Float32Array, delta: number): void;
   /** The engine's cache behind a `SeqCache` it made. */
   cache(c: SeqCache): KvCache;
 }

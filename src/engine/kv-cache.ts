@@ -241,19 +241,19 @@ export class KvCache {
 
   /**
    * Moves the rows of `seq` with p0 <= pos < p1 by `delta` positions (llama.cpp's seq_add). Their
-   * keys were rotated at the old positions, so `rotate(keyRow, delta)` must re-rotate each one:
+   * keys were rotated at the old positions, so `rotate(layer, keyRow, delta)` must re-rotate each one:
    * the one verb that touches stored keys, used only by the StreamingLLM baseline's rolling cache.
    */
-  seqShift(seq: number, p0: number, p1: number, delta: number, rotate: (key: Float32Array, delta: number) => void): void {
+  seqShift(seq: number, p0: number, p1: number, delta: number, rotate: (layer: number, key: Float32Array, delta: number) => void): void {
     this.checkSeq(seq);
     const hd = this.headDim;
-    for (const L of this.layers) {
+    for (const [l, L] of this.layers.entries()) {
       for (let h = 0; h < this.nKvHeads; h++) {
         for (let r = 0; r < L.nRows[h]; r++) {
           const cell = h * this.cap + r;
           if (L.rowSeq[cell] !== seq || L.rowPos[cell] < p0 || L.rowPos[cell] >= p1) continue;
           L.rowPos[cell] += delta;
-          rotate(L.k.subarray(cell * hd, (cell + 1) * hd), delta);
+          rotate(l, L.k.subarray(cell * hd, (cell + 1) * hd), delta);
         }
       }
     }

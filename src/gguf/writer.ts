@@ -11,7 +11,8 @@ export interface TensorToWrite {
   name: string;
   ne: number[]; // dimensions, fastest first
   type: number; // GgmlType
-  data: Uint8Array | (() => Uint8Array);
+  /** The bytes, or a function giving them (called once, when written), whole or in pieces. */
+  data: Uint8Array | (() => Uint8Array | Iterable<Uint8Array>);
 }
 
 // Constructors for metadata entries, so call sites read `kv.u32(30)`, `kv.strings(tokens)`.
@@ -160,10 +161,18 @@ export function writeGguf(
     s.pad(alignment);
     tensors.forEach((t, i) => {
       const data = typeof t.data === "function" ? t.data() : t.data;
-      if (data.length !== sizes[i]) {
-        throw new Error(`GGUF writer: tensor ${t.name} (${typeName(t.type)} [${t.ne.join(", ")}]) has ${data.length} bytes, expected ${sizes[i]}`);
+      // A tensor over 2 GiB (a 256K-vocabulary embedding in F32) cannot be one typed array: it
+      // comes as pieces.
+      const pieces = data instanceof Uint8Array ? [data] : data;
+      let n = 0;
+      for (const piece of pieces) {
+        n += piece.length;
+        if (n > sizes[i]) break;
+        s.bytes(piece);
       }
-      s.bytes(data);
+      if (n !== sizes[i]) {
+        throw new Error(`GGUF writer: tensor ${t.name} (${typeName(t.type)} [${t.ne.join(", ")}]) has ${n > sizes[i] ? "more than " : ""}${n} bytes, expected ${sizes[i]}`);
+      }
       s.pad(alignment);
     });
     s.flush();

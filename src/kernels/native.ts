@@ -17,10 +17,11 @@ interface NativeAddon {
   attention(
     q: Float32Array, k: Float32Array, v: Float32Array, rowSeq: Int32Array, rowPos: Int32Array, nRows: Int32Array,
     cap: number, qSeq: Int32Array, qPos: Int32Array, visible: Uint8Array, nSeqMax: number, T: number,
-    nHeads: number, nKvHeads: number, headDim: number, scale: number, out: Float32Array,
+    nHeads: number, nKvHeads: number, headDim: number, scale: number, out: Float32Array, softcap: number, window: number,
   ): void;
   rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
   swiglu(gate: Float32Array, up: Float32Array, n: number): void;
+  geglu(gate: Float32Array, up: Float32Array, n: number): void;
   add(x: Float32Array, y: Float32Array, n: number): void;
   rope(x: Float32Array, T: number, nH: number, headDim: number, ropeDim: number, neox: number, cos: Float32Array, sin: Float32Array): void;
   copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number): void;
@@ -156,6 +157,8 @@ function validateAttention(a: AttentionArgs): void {
   checkInt(fn, "nSeqMax", nSeqMax, 1);
   if (nHeads % nKvHeads !== 0) throw new RangeError(`${fn}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
   if (!Number.isFinite(a.scale)) throw new RangeError(`${fn}: scale must be finite, got ${a.scale}`);
+  if (a.softcap !== undefined && !(Number.isFinite(a.softcap) && a.softcap >= 0)) throw new RangeError(`${fn}: softcap must be a finite number >= 0, got ${a.softcap}`);
+  if (a.window !== undefined) checkInt(fn, "window", a.window);
   for (const name of ["q", "k", "v", "out"] as const) checkArray(fn, name, a[name], Float32Array);
   for (const name of ["rowSeq", "rowPos", "nRows", "qSeq", "qPos"] as const) checkArray(fn, name, a[name], Int32Array);
   checkArray(fn, "visible", a.visible, Uint8Array);
@@ -193,13 +196,14 @@ function wrap(addon: NativeAddon): NativeKernels {
       validateAttention(a);
       addon.attention(
         a.q, a.k, a.v, a.rowSeq, a.rowPos, a.nRows, a.cap, a.qSeq, a.qPos, a.visible, a.nSeqMax, a.T,
-        a.nHeads, a.nKvHeads, a.headDim, a.scale, a.out,
+        a.nHeads, a.nKvHeads, a.headDim, a.scale, a.out, a.softcap ?? 0, a.window ?? 0,
       );
     },
     // The element-wise ops are checked in C (types, integer sizes, lengths), with messages that
     // name the argument: nothing here would add to them.
     rmsnorm: (y, x, w, T, dim, eps) => addon.rmsnorm(y, x, w, T, dim, eps),
     swiglu: (gate, up, n) => addon.swiglu(gate, up, n),
+    geglu: (gate, up, n) => addon.geglu(gate, up, n),
     add: (x, y, n) => addon.add(x, y, n),
     rope: (x, T, nH, headDim, ropeDim, neox, cos, sin) => addon.rope(x, T, nH, headDim, ropeDim, neox ? 1 : 0, cos, sin),
     copyRows: (dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows) =>

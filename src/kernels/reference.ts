@@ -5,7 +5,7 @@
 import { TYPE_TRAITS } from "../gguf/types.js";
 import { GgmlType } from "../gguf/types.js";
 import { dequantizeRow, quantizeRowX86, vecDotType } from "../tensor/quant.js";
-import { f16BitsToF32 } from "../tensor/f16.js";
+import { f16BitsToF32, f32ToF16Bits } from "../tensor/f16.js";
 import type { AttentionArgs, CopyRows, Kernels, MatmulArgs } from "./types.js";
 
 let scratch = new Float32Array(0);
@@ -81,6 +81,8 @@ let scores = new Float64Array(0);
 
 export function attentionReference(a: AttentionArgs): void {
   const { q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads, nKvHeads, headDim, scale, out } = a;
+  const window = a.window || Infinity;
+  const cap1 = a.softcap ? Math.fround(1 / a.softcap) : 0;
   const group = nHeads / nKvHeads;
   if (scores.length < cap) scores = new Float64Array(cap);
   for (let t = 0; t < T; t++) {
@@ -92,7 +94,7 @@ export function attentionReference(a: AttentionArgs): void {
       let max = -Infinity;
       for (let r = 0; r < n; r++) {
         const cell = h * cap + r;
-        if (!visible[visRow + rowSeq[cell]] || rowPos[cell] > qPos[t]) {
+        if (!visible[visRow + rowSeq[cell]] || rowPos[cell] > qPos[t] || qPos[t] - rowPos[cell] >= window) {
           scores[r] = -Infinity;
           continue;
         }
@@ -100,6 +102,7 @@ export function attentionReference(a: AttentionArgs): void {
         let dot = 0;
         for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
         scores[r] = dot * scale;
+        if (cap1) scores[r] = Math.fround(Math.tanh(Math.fround(Math.fround(scores[r]) * cap1))) * Math.fround(a.softcap!);
         if (scores[r] > max) max = scores[r];
       }
       out.fill(0, qOff, qOff + headDim);
@@ -137,6 +140,32 @@ export function swigluReference(gate: Float32Array, up: Float32Array, n: number)
     const g = gate[i];
     gate[i] = Math.fround(g / Math.fround(1 + Math.fround(Math.exp(-g)))) * up[i];
   }
+}
+
+// ggml's GELU (tanh approximation, f32 constants) and its f16 table (ggml-cpu: GGML_GELU_FP16).
+const GELU_COEF_A = Math.fround(0.044715);
+const SQRT_2_OVER_PI = Math.fround(0.7978845608028654);
+let geluTable: Float32Array | null = null;
+
+function geluF32(x: number): number {
+  const inner = Math.fround(Math.fround(SQRT_2_OVER_PI * x) * Math.fround(1 + Math.fround(Math.fround(GELU_COEF_A * x) * x)));
+  return Math.fround(Math.fround(Math.fround(0.5 * x) * Math.fround(1 + Math.fround(Math.tanh(inner)))));
+}
+
+/** gelu(x) as ggml's CPU backend: x rounded to f16, gelu in f32, the result rounded to f16. */
+export function geluF16(x: number): number {
+  if (x <= -10) return 0;
+  if (x >= 10) return x;
+  if (!geluTable) {
+    geluTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) geluTable[h] = f16BitsToF32(f32ToF16Bits(geluF32(f16BitsToF32(h))));
+  }
+  return geluTable[f32ToF16Bits(x)];
+}
+
+/** GEGLU: gate <- gelu(gate) * up. */
+export function gegluReference(gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) gate[i] = Math.fround(geluF16(gate[i]) * up[i]);
 }
 
 export function addReference(x: Float32Array, y: Float32Array, n: number): void {
@@ -178,6 +207,7 @@ export const referenceKernels: Kernels = {
   attention: attentionReference,
   rmsnorm: rmsnormReference,
   swiglu: swigluReference,
+  geglu: gegluReference,
   add: addReference,
   rope: ropeReference,
   copyRows: copyRowsReference,

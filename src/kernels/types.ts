@@ -38,6 +38,10 @@ export interface AttentionArgs {
   nKvHeads: number; // query head i uses KV head floor(i / (nHeads / nKvHeads))
   headDim: number;
   scale: number; // usually 1 / sqrt(headDim)
+  /** Soft cap: each score s becomes cap * tanh(s / cap) before the softmax (Gemma 2); 0 = none. */
+  softcap?: number;
+  /** Sliding window: a key is also hidden when qPos - rowPos >= window (llama.cpp's standard SWA); 0 = none. */
+  window?: number;
   out: Float32Array; // [T, nHeads, headDim]; a query row that sees no key gets zeros
 }
 
@@ -53,6 +57,9 @@ export interface Kernels {
   rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
   /** gate[i] = silu(gate[i]) * up[i] for i < n, silu(g) = g / (1 + e^-g) in f32. */
   swiglu(gate: Float32Array, up: Float32Array, n: number): void;
+  /** gate[i] = gelu(gate[i]) * up[i] for i < n, gelu as ggml's CPU backend computes it: the tanh
+   *  approximation looked up in an f16 table (x rounded to f16; 0 below -10, x above 10). */
+  geglu(gate: Float32Array, up: Float32Array, n: number): void;
   /** x[i] += y[i] for i < n. */
   add(x: Float32Array, y: Float32Array, n: number): void;
   /** Rotates the first ropeDim dims of each of nH heads of x [T, nH, headDim] by the angles of

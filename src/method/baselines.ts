@@ -8,7 +8,6 @@
 
 import { sequenceBatch } from "../engine/batch.js";
 import { abortError, drain, drainAsync, generateSteps } from "../generate/generate.js";
-import { shiftKeys } from "../model/forward.js";
 import { layerAccess, type Engine } from "../engine/engine.js";
 import { chunkBudget, parallelCompSteps, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
 import type { ParallelCompOptions } from "./options.js";
@@ -101,14 +100,13 @@ function* streaming(model: Engine, prompt: number[], o: ParallelCompOptions, hoo
   const capacity = c.nCtxTrain - o.maxTokens; // rows held before the answer
   if (capacity < SINKS + STEP) throw new UsageError(`window ${c.nCtxTrain} too small for streaming with ${o.maxTokens} answer tokens`);
   const cache = layers.cache(model.newCache({ nSeqMax: 1, capacity }));
-  const rotate = (k: Float32Array, delta: number) => shiftKeys(c, k, 1, delta, layers.ropeFreqs);
   const t0 = now();
   let rows = 0;
   const makeRoom = (n: number) => {
     const excess = rows + n - capacity;
     if (excess <= 0) return;
     cache.seqRemove(0, SINKS, SINKS + excess);
-    cache.seqShift(0, SINKS + excess, Infinity, -excess, rotate);
+    cache.seqShift(0, SINKS + excess, Infinity, -excess, layers.rotateKey);
     rows -= excess;
   };
   // Everything but the query's last token; that one is the prefill of the answer.

@@ -1,10 +1,15 @@
-// The transformer forward pass over a batch (llama / qwen2). Reads top to bottom like the paper:
-//   h   = x + attn(rmsnorm(x), cache)      attention is the only step that mixes tokens
-//   out = h + ffn(rmsnorm(h))              SwiGLU: down(silu(gate(x)) * up(x))
-// Everything method-specific (local positions, independent chunks, a question that sees several
-// chunks, evicted rows) arrives through the batch (pos, seqId) and the KV cache (rows + visibility).
+// The transformer forward pass over a batch, for every family (src/model/families/). Reads top to
+// bottom like the paper:
+//   h   = x + attn(norm(x), cache)       attention is the only step that mixes tokens
+//   out = h + ffn(norm(h))               gated: down(act(gate(x)) * up(x))
+// A family's description (config.block, config.layers) adds what its block has: per-head Q/K
+// norms, norms after attention and feed-forward, GELU, scales and soft caps, the RoPE of each
+// layer (or none) and a sliding window. Everything method-specific (local positions, independent
+// chunks, a question that sees several chunks, evicted rows) arrives through the batch (pos,
+// seqId) and the KV cache (rows + visibility).
 // Numerics follow llama.cpp's CPU backend where it matters for logit parity (f32 RoPE angles built
-// by repeated multiplication, activations rounded to the weight's dot type inside matmul).
+// by repeated multiplication, activations rounded to the weight's dot type inside matmul, scales
+// applied where llama.cpp applies them: a query scale multiplies Q, not the scores).
 
 import type { Batch } from "../engine/batch.js";
 import { sliceBatch } from "../engine/batch.js";
@@ -14,6 +19,7 @@ import { ropeReference } from "../kernels/reference.js";
 import { dequantizeRow } from "../tensor/quant.js";
 import { rowBytes } from "../gguf/types.js";
 import type { ModelConfig } from "./config.js";
+import type { RopePlan } from "./family.js";
 import type { Matrix, ModelWeights } from "./weights.js";
 
 /**
@@ -27,11 +33,11 @@ export interface ForwardOptions {
   observer?: AttentionObserver;
   /** Run the whole batch as one step (observers that need all of a sequence's rows at once). */
   oneStep?: boolean;
-  /** RoPE base for this pass (dynamic NTK scaling); default the model's. */
+  /** RoPE base for this pass (dynamic NTK scaling), in every layer with RoPE; default the model's. */
   ropeBase?: number;
 }
 
-/** Activation buffers for up to `maxTokens` tokens per step, allocated once and reused. */
+/** Activation buffers for up to `stepTokens` tokens per step, allocated once and reused. */
 export class Workspace {
   x: Float32Array; // [B, dim] residual stream
   xn: Float32Array; // [B, dim] normalised input of a block
@@ -42,11 +48,11 @@ export class Workspace {
   gate: Float32Array; // [B, nFf]
   up: Float32Array; // [B, nFf]
   tmp: Float32Array; // [B, dim]
-  cos: Float32Array; // [B, ropeDim / 2]
-  sin: Float32Array; // [B, ropeDim / 2]
+  /** Angles of each distinct RoPE plan of the model: cos, sin [B, ropeDim / 2]. */
+  rope: Map<RopePlan, { cos: Float32Array; sin: Float32Array }>;
 
-  constructor(readonly c: ModelConfig, readonly maxTokens: number) {
-    const B = maxTokens;
+  constructor(readonly c: ModelConfig, readonly stepTokens: number) {
+    const B = stepTokens;
     this.x = new Float32Array(B * c.dim);
     this.xn = new Float32Array(B * c.dim);
     this.q = new Float32Array(B * c.nHeads * c.headDim);
@@ -56,26 +62,32 @@ export class Workspace {
     this.gate = new Float32Array(B * c.nFf);
     this.up = new Float32Array(B * c.nFf);
     this.tmp = new Float32Array(B * c.dim);
-    this.cos = new Float32Array((B * c.ropeDim) / 2);
-    this.sin = new Float32Array((B * c.ropeDim) / 2);
+    this.rope = new Map();
+    for (const { rope } of c.layers) {
+      if (rope && !this.rope.has(rope)) this.rope.set(rope, { cos: new Float32Array((B * c.ropeDim) / 2), sin: new Float32Array((B * c.ropeDim) / 2) });
+    }
   }
 }
 
-// ---- small ops: the RoPE tables and the biases stay in TypeScript; RMS norm, SwiGLU, RoPE,
-// the residual add and the cache append are kernels (src/kernels): in TypeScript they took
-// half of a prefill (SwiGLU's exp a third) ----
+// ---- small ops: the RoPE tables, biases, scales and caps stay in TypeScript; RMS norm, the gated
+// activations, RoPE, the residual add and the cache append are kernels (src/kernels): in
+// TypeScript they took half of a prefill (SwiGLU's exp a third) ----
 
-/** RoPE angles per token and frequency, as ggml builds them: theta *= base^(-2/ropeDim) in f32. */
-export function ropeTables(c: ModelConfig, pos: Int32Array, T: number, ropeFreqs: Float32Array | null, cos: Float32Array, sin: Float32Array): void {
+/**
+ * RoPE angles per token and frequency, as ggml builds them: theta *= base^(-2/ropeDim) in f32,
+ * divided by the plan's factor, scaled linearly; cos and sin times the plan's mscale.
+ */
+export function ropeTables(c: ModelConfig, plan: RopePlan, factors: Float32Array | null, pos: Int32Array, T: number, cos: Float32Array, sin: Float32Array): void {
   const half = c.ropeDim / 2;
-  const thetaScale = Math.fround(Math.pow(c.ropeBase, Math.fround(-2 / c.ropeDim)));
+  const thetaScale = Math.fround(Math.pow(plan.base, Math.fround(-2 / c.ropeDim)));
+  const mscale = Math.fround(plan.mscale);
   for (let t = 0; t < T; t++) {
     let theta = Math.fround(pos[t]);
     for (let i = 0; i < half; i++) {
-      const extrap = ropeFreqs ? Math.fround(theta / ropeFreqs[i]) : theta;
-      const angle = Math.fround(c.ropeFreqScale * extrap);
-      cos[t * half + i] = Math.cos(angle);
-      sin[t * half + i] = Math.sin(angle);
+      const extrap = factors ? Math.fround(theta / factors[i]) : theta;
+      const angle = Math.fround(plan.freqScale * extrap);
+      cos[t * half + i] = mscale === 1 ? Math.cos(angle) : Math.fround(Math.fround(Math.cos(angle)) * mscale);
+      sin[t * half + i] = mscale === 1 ? Math.sin(angle) : Math.fround(Math.fround(Math.sin(angle)) * mscale);
       theta = Math.fround(theta * thetaScale);
     }
   }
@@ -87,15 +99,16 @@ export function applyRope(c: ModelConfig, x: Float32Array, T: number, nH: number
 }
 
 /**
- * Moves already-rotated keys by `delta` positions: RoPE angles add, so rotating by delta * freq
- * re-positions a key (StreamingLLM's rolling cache needs it). k: [n, headDim] rows.
+ * Moves already-rotated keys of a layer with RoPE plan `plan` by `delta` positions: RoPE angles
+ * add, so rotating by delta * freq re-positions a key (StreamingLLM's rolling cache needs it); a
+ * pure rotation (no mscale: that was applied once). k: [n, headDim] rows.
  */
-export function shiftKeys(c: ModelConfig, k: Float32Array, n: number, delta: number, ropeFreqs: Float32Array | null): void {
+export function shiftKeys(c: ModelConfig, plan: RopePlan, factors: Float32Array | null, k: Float32Array, n: number, delta: number): void {
   const half = c.ropeDim / 2;
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);
   for (let i = 0; i < half; i++) {
-    const freq = (c.ropeFreqScale * Math.pow(c.ropeBase, (-2 * i) / c.ropeDim)) / (ropeFreqs ? ropeFreqs[i] : 1);
+    const freq = (plan.freqScale * Math.pow(plan.base, (-2 * i) / c.ropeDim)) / (factors ? factors[i] : 1);
     cos[i] = Math.cos(delta * freq);
     sin[i] = Math.sin(delta * freq);
   }
@@ -116,10 +129,24 @@ export function embed(w: Matrix, tokens: Int32Array, T: number, out: Float32Arra
   }
 }
 
+/** x[i] *= s for i < n (f32, as ggml_scale). */
+function scale(x: Float32Array, s: number, n: number) {
+  if (s === 1) return;
+  const f = Math.fround(s);
+  for (let i = 0; i < n; i++) x[i] *= f;
+}
+
+/** x[i] = cap * tanh(x[i] / cap), as ggml: scale by the f32 reciprocal, tanh, scale back. */
+export function softcap(x: Float32Array, cap: number, n: number) {
+  const inv = Math.fround(1 / cap);
+  const c = Math.fround(cap);
+  for (let i = 0; i < n; i++) x[i] = Math.fround(Math.tanh(Math.fround(x[i] * inv))) * c;
+}
+
 /**
  * Runs the batch through the model, appending its K/V rows to the cache.
  * Returns logits [nWanted, nVocab] for the entries with wantLogits, in batch order.
- * Splits the batch into steps of at most ws.maxTokens tokens (a step's rows are visible to later steps).
+ * Splits the batch into steps of at most ws.stepTokens tokens (a step's rows are visible to later steps).
  */
 export function forward(
   c: ModelConfig,
@@ -134,8 +161,8 @@ export function forward(
   for (let i = 0; i < batch.n; i++) nWanted += batch.wantLogits[i];
   const logits = new Float32Array(nWanted * c.nVocab);
   let done = 0;
-  for (let from = 0; from < batch.n; from += ws.maxTokens) {
-    const step = sliceBatch(batch, from, Math.min(batch.n, from + ws.maxTokens));
+  for (let from = 0; from < batch.n; from += ws.stepTokens) {
+    const step = sliceBatch(batch, from, Math.min(batch.n, from + ws.stepTokens));
     done += forwardStep(c, W, K, ws, cache, step, logits.subarray(done * c.nVocab), opts);
   }
   return logits;
@@ -143,14 +170,24 @@ export function forward(
 
 function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace, cache: KvCache, b: Batch, logits: Float32Array, opts: ForwardOptions): number {
   const T = b.n;
-  const { dim, nHeads, nKvHeads, headDim, nFf } = c;
+  const { dim, nHeads, nKvHeads, headDim, nFf, block } = c;
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
   const mm = (w: Matrix, x: Float32Array, y: Float32Array, rows: number) =>
     K.matmul({ w: w.data, type: w.type, nOut: w.nOut, nIn: w.nIn, x, T: rows, y });
+  // A block's output joins the residual stream (Gemma: after its own norm; Granite: scaled).
+  const residual = (out: Float32Array, postNorm: Float32Array | null, rows: number) => {
+    if (postNorm) K.rmsnorm(out, out, postNorm, rows, dim, c.rmsEps);
+    scale(out, block.residualScale, rows * dim);
+    K.add(ws.x, out, rows * dim);
+  };
 
   embed(W.tokenEmbd, b.tokens, T, ws.x);
-  ropeTables(opts.ropeBase ? { ...c, ropeBase: opts.ropeBase } : c, b.pos, T, W.ropeFreqs, ws.cos, ws.sin);
+  scale(ws.x, block.embedScale, T * dim);
+  for (const [plan, { cos, sin }] of ws.rope) {
+    const p = opts.ropeBase ? { ...plan, base: opts.ropeBase } : plan;
+    ropeTables(c, p, plan.factors ? W.ropeFactors.get(plan.factors)! : null, b.pos, T, cos, sin);
+  }
   cache.reserve(T);
 
   // Rows whose logits are wanted; after the last attention only they need to go on.
@@ -160,6 +197,7 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
   let rows = T;
   for (let l = 0; l < c.nLayers; l++) {
     const L = W.layers[l];
+    const spec = c.layers[l];
     // --- attention ---
     K.rmsnorm(ws.xn, ws.x, L.attnNorm, T, dim, c.rmsEps);
     mm(L.wq, ws.xn, ws.q, T);
@@ -168,39 +206,53 @@ function forwardStep(c: ModelConfig, W: ModelWeights, K: Kernels, ws: Workspace,
     addBias(ws.q, L.bq, T, qDim);
     addBias(ws.k, L.bk, T, kvDim);
     addBias(ws.v, L.bv, T, kvDim);
-    K.rope(ws.q, T, nHeads, headDim, c.ropeDim, c.ropeNeox, ws.cos, ws.sin);
-    K.rope(ws.k, T, nKvHeads, headDim, c.ropeDim, c.ropeNeox, ws.cos, ws.sin);
+    if (L.qNorm && L.kNorm) {
+      K.rmsnorm(ws.q, ws.q, L.qNorm, T * nHeads, headDim, c.rmsEps);
+      K.rmsnorm(ws.k, ws.k, L.kNorm, T * nKvHeads, headDim, c.rmsEps);
+    }
+    if (spec.rope) {
+      const { cos, sin } = ws.rope.get(spec.rope)!;
+      K.rope(ws.q, T, nHeads, headDim, c.ropeDim, c.ropeNeox, cos, sin);
+      K.rope(ws.k, T, nKvHeads, headDim, c.ropeDim, c.ropeNeox, cos, sin);
+    }
+    scale(ws.q, block.queryScale, T * qDim);
     cache.append(l, ws.k, ws.v, b.seqId, b.pos, T);
     const attend = () => {
       const kv = cache.layers[l];
       K.attention({
         q: ws.q, k: kv.k, v: kv.v, rowSeq: kv.rowSeq, rowPos: kv.rowPos, nRows: kv.nRows, cap: cache.cap,
         qSeq: b.seqId, qPos: b.pos, visible: cache.visible, nSeqMax: cache.nSeqMax,
-        T, nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim), out: ws.att,
+        T, nHeads, nKvHeads, headDim, scale: block.kqScale, softcap: block.attnSoftcap, window: spec.window, out: ws.att,
       });
     };
     attend();
     if (opts.observer?.(l, ws.q, b, cache)) attend();
     mm(L.wo, ws.att, ws.tmp, T);
-    K.add(ws.x, ws.tmp, T * dim);
 
     if (l === c.nLayers - 1 && keep.length < T) {
       // Only rows that want logits continue (llama.cpp does the same with its output ids).
-      keep.forEach((t, i) => ws.x.copyWithin(i * dim, t * dim, (t + 1) * dim));
+      keep.forEach((t, i) => {
+        ws.x.copyWithin(i * dim, t * dim, (t + 1) * dim);
+        ws.tmp.copyWithin(i * dim, t * dim, (t + 1) * dim);
+      });
       rows = keep.length;
       if (rows === 0) return 0;
     }
+    residual(ws.tmp, L.postAttnNorm, rows);
 
     // --- feed-forward ---
     K.rmsnorm(ws.xn, ws.x, L.ffnNorm, rows, dim, c.rmsEps);
     mm(L.wGate, ws.xn, ws.gate, rows);
     mm(L.wUp, ws.xn, ws.up, rows);
-    K.swiglu(ws.gate, ws.up, rows * nFf);
+    if (block.activation === "gelu") K.geglu(ws.gate, ws.up, rows * nFf);
+    else K.swiglu(ws.gate, ws.up, rows * nFf);
     mm(L.wDown, ws.gate, ws.tmp, rows);
-    K.add(ws.x, ws.tmp, rows * dim);
+    residual(ws.tmp, L.postFfnNorm, rows);
   }
   if (keep.length === 0) return 0;
   K.rmsnorm(ws.xn, ws.x, W.outputNorm, rows, dim, c.rmsEps);
   mm(W.output, ws.xn, logits, rows);
+  scale(logits, block.logitScale, rows * c.nVocab);
+  if (block.finalSoftcap) softcap(logits, block.finalSoftcap, rows * c.nVocab);
   return rows;
 }

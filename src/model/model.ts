@@ -5,7 +5,7 @@ import { KvCache } from "../engine/kv-cache.js";
 import type { Batch } from "../engine/batch.js";
 import { selectKernels, type KernelChoice, type Kernels } from "../kernels/index.js";
 import { readConfig, type ModelConfig } from "./config.js";
-import { forward, Workspace, type ForwardOptions } from "./forward.js";
+import { forward, shiftKeys, Workspace, type ForwardOptions } from "./forward.js";
 import { loadWeights, type ModelWeights } from "./weights.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
 import { defaultModelPath } from "./bundled.js";
@@ -16,6 +16,8 @@ export interface LoadOptions {
   kernels?: KernelChoice;
   /** Tokens per forward step (llama.cpp's ubatch); bounds activation memory. */
   stepTokens?: number;
+  /** The context the model runs in (Phi-3 picks its long or short RoPE factors by it); default the trained one. */
+  ctxSize?: number;
 }
 
 /** Our own engine: the model's layers in TypeScript over the native (or TypeScript) kernels. */
@@ -36,7 +38,10 @@ export class Model implements Engine {
     this.ws = new Workspace(config, stepTokens);
     this.layers = {
       config,
-      ropeFreqs: weights.ropeFreqs,
+      rotateKey: (l, key, delta) => {
+        const plan = config.layers[l].rope;
+        if (plan) shiftKeys(config, plan, plan.factors ? weights.ropeFactors.get(plan.factors)! : null, key, 1, delta);
+      },
       cache: (c) => {
         if (!(c instanceof KvCache)) throw new Error("this cache was not made by the native engine");
         return c;
@@ -52,7 +57,7 @@ export class Model implements Engine {
 
   /** Runs a batch; returns logits [nWanted, nVocab] for the entries that want them. */
   forward(cache: KvCache, batch: Batch, opts?: ForwardOptions): Float32Array {
-    if (opts?.oneStep && batch.n > this.ws.maxTokens) this.ws = new Workspace(this.config, batch.n);
+    if (opts?.oneStep && batch.n > this.ws.stepTokens) this.ws = new Workspace(this.config, batch.n);
     return forward(this.config, this.weights, this.kernels, this.ws, cache, batch, opts);
   }
 
@@ -72,7 +77,7 @@ export function loadModel(file?: string, opts: LoadOptions = {}): Model {
   file ??= defaultModelPath();
   const gguf = GgufFile.open(file);
   try {
-    const config = readConfig(gguf);
+    const config = readConfig(gguf, { ctxSize: opts.ctxSize });
     const weights = loadWeights(gguf, config);
     const kernels = selectKernels(opts.kernels);
     if (opts.threads !== undefined) {

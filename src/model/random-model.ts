@@ -10,12 +10,11 @@ import { quantizeTensor } from "../tensor/quant.js";
 import { f32ToF16Bits } from "../tensor/f16.js";
 import { rowBytes } from "../gguf/types.js";
 import { rng } from "../generate/sampler.js";
-import type { Architecture } from "./config.js";
 
 export interface ModelShape {
   name: string;
-  /** llama and qwen2 run on both engines; qwen3 (per-head Q/K norms) only on llama.cpp's for now. */
-  arch: Architecture | "qwen3";
+  /** A family of src/model/families/; the tensors and keys are those llama.cpp's converter writes for it. */
+  arch: string;
   nLayers: number;
   dim: number;
   nHeads: number;
@@ -27,6 +26,18 @@ export interface ModelShape {
   rmsEps: number;
   /** When not dim / nHeads (Qwen3: 128 with dim 1024 and 16 heads). */
   headDim?: number;
+  /** A separate output.weight (else the embedding is reused, as in tied models). */
+  untied?: boolean;
+  /** Sliding window of the sliding layers (gemma2, gemma3). */
+  slidingWindow?: number;
+  /** Trained context before long-RoPE scaling (phi3's original_max_position_embeddings). */
+  originalCtx?: number;
+  /** Spread of the embedding (default 0.1). Gemma multiplies it by sqrt(dim) and ties the output
+   *  to it: at 0.1 each token predicts itself (greedy repeats one token), so its shapes use less. */
+  embdStd?: number;
+  /** Control tokens the tokenizer loader looks up by name (llama.cpp's vocabulary code asks a
+   *  model named Phi-3 for <unk>, <s>, </s> and <|endoftext|>). */
+  controlTokens?: string[];
 }
 
 /** Shapes from the models' published configs (config.json of SmolLM2-135M and Qwen2.5-0.5B). */
@@ -49,7 +60,60 @@ export const SHAPES: Record<string, ModelShape> = {
     name: "Qwen3-0.6B-shaped (random weights)", arch: "qwen3",
     nLayers: 28, dim: 1024, nHeads: 16, nKvHeads: 8, nFf: 3072, nVocab: 151936, nCtxTrain: 40960, ropeBase: 1000000, rmsEps: 1e-6, headDim: 128,
   },
+  // The configs of the other families people run (config.json of each published model).
+  "gemma2-2b": {
+    name: "Gemma-2-2B-shaped (random weights)", arch: "gemma2",
+    nLayers: 26, dim: 2304, nHeads: 8, nKvHeads: 4, nFf: 9216, nVocab: 256000, nCtxTrain: 8192, ropeBase: 10000, rmsEps: 1e-6, headDim: 256, slidingWindow: 4096, embdStd: 1 / 2304,
+  },
+  "gemma3-1b": {
+    name: "Gemma-3-1B-shaped (random weights)", arch: "gemma3",
+    nLayers: 26, dim: 1152, nHeads: 4, nKvHeads: 1, nFf: 6912, nVocab: 262144, nCtxTrain: 32768, ropeBase: 1000000, rmsEps: 1e-6, headDim: 256, slidingWindow: 512, embdStd: 4 / 1152,
+  },
+  "phi3.5-mini": {
+    name: "Phi-3.5-mini-shaped (random weights)", arch: "phi3",
+    nLayers: 32, dim: 3072, nHeads: 32, nKvHeads: 32, nFf: 8192, nVocab: 32064, nCtxTrain: 131072, ropeBase: 10000, rmsEps: 1e-5, untied: true, originalCtx: 4096,
+    controlTokens: ["<unk>", "<|endoftext|>"],
+  },
+  // Granite-3.1-2B ties its output to the embedding; this shape does not: with the embedding
+  // times 12 and each block's output times 0.22, a tied random model only ever repeats its input
+  // token, which would hide a wrong block.
+  "granite3-2b": {
+    name: "Granite-3.1-2B-shaped (random weights)", arch: "granite",
+    nLayers: 40, dim: 2048, nHeads: 32, nKvHeads: 8, nFf: 8192, nVocab: 49155, nCtxTrain: 131072, ropeBase: 5000000, rmsEps: 1e-5, untied: true,
+  },
+  "smollm3-3b": {
+    name: "SmolLM3-3B-shaped (random weights)", arch: "smollm3",
+    nLayers: 36, dim: 2048, nHeads: 16, nKvHeads: 4, nFf: 11008, nVocab: 128256, nCtxTrain: 65536, ropeBase: 5000000, rmsEps: 1e-6,
+  },
 };
+
+/**
+ * What llama.cpp's converter writes for a family beyond the common keys (conversion/gemma.py,
+ * phi.py, granite.py): Gemma's caps and window, Phi-3's long-RoPE keys, Granite's four scales
+ * (Granite-3.1-2B's multipliers: embedding 12, residual 0.22, attention 1/64, logits 8).
+ */
+function familyMetadata(s: ModelShape): Array<[string, GgufKv]> {
+  const a = s.arch;
+  switch (a) {
+    case "gemma2":
+      return [[`${a}.attn_logit_softcapping`, kv.f32(50)], [`${a}.final_logit_softcapping`, kv.f32(30)], [`${a}.attention.sliding_window`, kv.u32(s.slidingWindow ?? 4096)]];
+    case "gemma3":
+      return [[`${a}.attention.sliding_window`, kv.u32(s.slidingWindow ?? 512)]];
+    case "phi3": {
+      const orig = s.originalCtx ?? s.nCtxTrain;
+      const scale = s.nCtxTrain / orig;
+      return [
+        [`${a}.rope.scaling.original_context_length`, kv.u32(orig)],
+        [`${a}.rope.scaling.attn_factor`, kv.f32(scale > 1 ? Math.sqrt(1 + Math.log(scale) / Math.log(orig)) : 1)],
+        [`${a}.attention.sliding_window`, kv.u32(262144)],
+      ];
+    }
+    case "granite":
+      return [[`${a}.embedding_scale`, kv.f32(12)], [`${a}.residual_scale`, kv.f32(0.22)], [`${a}.attention.scale`, kv.f32(0.015625)], [`${a}.logit_scale`, kv.f32(8)]];
+    default:
+      return [];
+  }
+}
 
 /** GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 on. */
 export function byteLevelChars(): string[] {
@@ -67,10 +131,14 @@ export function byteLevelChars(): string[] {
  * last two ids. llama.cpp refuses an empty merges list, so it holds one merge that never applies
  * (its parts are multi-character; byte-level symbols start as single characters).
  */
-export function placeholderVocab(nVocab: number): Array<[string, GgufKv]> {
+export function placeholderVocab(nVocab: number, controlTokens: string[] = []): Array<[string, GgufKv]> {
   const tokens = byteLevelChars();
   for (let i = tokens.length; i < nVocab; i++) tokens.push(`tok${i}`);
   const types = new Array(nVocab).fill(1);
+  controlTokens.forEach((t, i) => {
+    tokens[nVocab - 3 - i] = t;
+    types[nVocab - 3 - i] = 3;
+  });
   types[nVocab - 2] = 3; // control
   types[nVocab - 1] = 3;
   tokens[nVocab - 2] = "<s>";
@@ -114,42 +182,58 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
   const matrix = (name: string, nOut: number, nIn: number, std: number, wanted = o.type ?? GgmlType.F32): TensorToWrite => {
     const type = fallbackType(wanted, nIn);
     return { name, ne: [nIn, nOut], type, data: () => {
-      if (type === GgmlType.F32) return asBytes(noise(nOut * nIn, std));
+      if (type === GgmlType.F32) return pieces(nOut, nIn, (n) => asBytes(noise(n, std)));
       if (K_QUANT_SPREAD[type] !== undefined) return randomKQuantBlocks(type, nOut, nIn, std, random);
       return quantizeTensor(type, noise(nOut * nIn, std), nOut, nIn);
     } };
   };
+  // Row blocks of at most 2^26 values, so that no typed array exceeds what one can hold.
+  function* pieces(nOut: number, nIn: number, make: (n: number) => Uint8Array): Iterable<Uint8Array> {
+    const rowsPer = Math.max(1, Math.floor((1 << 26) / nIn));
+    for (let r = 0; r < nOut; r += rowsPer) yield make(Math.min(rowsPer, nOut - r) * nIn);
+  }
   const vector = (name: string, n: number, std: number, mean: number): TensorToWrite => ({
     name, ne: [n], type: GgmlType.F32, data: () => asBytes(noise(n, std, mean)),
   });
 
-  const tensors: TensorToWrite[] = [matrix("token_embd.weight", s.nVocab, s.dim, 0.1, o.embdType ?? o.type)];
+  const tensors: TensorToWrite[] = [matrix("token_embd.weight", s.nVocab, s.dim, s.embdStd ?? 0.1, o.embdType ?? o.type)];
   const qDim = s.nHeads * headDim;
   const kvDim = s.nKvHeads * headDim;
+  const inStd = 1 / Math.sqrt(s.dim);
+  // The converter's quirks: Phi-3 fuses Q, K, V into attn_qkv and gate, up into one ffn_up (gate
+  // rows first); Qwen3 and Gemma 3 norm each head's Q and K; Gemma 2 and 3 norm each block's
+  // output too; Qwen2 has Q/K/V biases.
+  const fused = s.arch === "phi3";
+  const qkNorm = s.arch === "qwen3" || s.arch === "gemma3";
+  const postNorms = s.arch === "gemma2" || s.arch === "gemma3";
   for (let l = 0; l < s.nLayers; l++) {
     const p = `blk.${l}.`;
-    tensors.push(
-      vector(p + "attn_norm.weight", s.dim, 0.1, 1),
-      matrix(p + "attn_q.weight", qDim, s.dim, 1 / Math.sqrt(s.dim)),
-      matrix(p + "attn_k.weight", kvDim, s.dim, 1 / Math.sqrt(s.dim)),
-      matrix(p + "attn_v.weight", kvDim, s.dim, 1 / Math.sqrt(s.dim)),
-    );
+    tensors.push(vector(p + "attn_norm.weight", s.dim, 0.1, 1));
+    if (fused) tensors.push(matrix(p + "attn_qkv.weight", qDim + 2 * kvDim, s.dim, inStd));
+    else tensors.push(matrix(p + "attn_q.weight", qDim, s.dim, inStd), matrix(p + "attn_k.weight", kvDim, s.dim, inStd), matrix(p + "attn_v.weight", kvDim, s.dim, inStd));
     if (s.arch === "qwen2") {
       tensors.push(vector(p + "attn_q.bias", qDim, 0.5, 0), vector(p + "attn_k.bias", kvDim, 0.5, 0), vector(p + "attn_v.bias", kvDim, 0.5, 0));
     }
-    if (s.arch === "qwen3") {
-      // RMS norm of each head's query and key before RoPE (llama.cpp's converter names).
-      tensors.push(vector(p + "attn_q_norm.weight", headDim, 0.1, 1), vector(p + "attn_k_norm.weight", headDim, 0.1, 1));
-    }
-    tensors.push(
-      matrix(p + "attn_output.weight", s.dim, qDim, 1 / Math.sqrt(qDim)),
-      vector(p + "ffn_norm.weight", s.dim, 0.1, 1),
-      matrix(p + "ffn_gate.weight", s.nFf, s.dim, 1 / Math.sqrt(s.dim)),
-      matrix(p + "ffn_up.weight", s.nFf, s.dim, 1 / Math.sqrt(s.dim)),
-      matrix(p + "ffn_down.weight", s.dim, s.nFf, 1 / Math.sqrt(s.nFf)),
-    );
+    if (qkNorm) tensors.push(vector(p + "attn_q_norm.weight", headDim, 0.1, 1), vector(p + "attn_k_norm.weight", headDim, 0.1, 1));
+    tensors.push(matrix(p + "attn_output.weight", s.dim, qDim, 1 / Math.sqrt(qDim)));
+    if (postNorms) tensors.push(vector(p + "post_attention_norm.weight", s.dim, 0.1, 1));
+    tensors.push(vector(p + "ffn_norm.weight", s.dim, 0.1, 1));
+    if (fused) tensors.push(matrix(p + "ffn_up.weight", 2 * s.nFf, s.dim, inStd));
+    else tensors.push(matrix(p + "ffn_gate.weight", s.nFf, s.dim, inStd), matrix(p + "ffn_up.weight", s.nFf, s.dim, inStd));
+    tensors.push(matrix(p + "ffn_down.weight", s.dim, s.nFf, 1 / Math.sqrt(s.nFf)));
+    if (postNorms) tensors.push(vector(p + "post_ffw_norm.weight", s.dim, 0.1, 1));
   }
   tensors.push(vector("output_norm.weight", s.dim, 0.1, 1));
+  if (s.untied) tensors.push(matrix("output.weight", s.nVocab, s.dim, s.embdStd ?? 0.1));
+  if (s.arch === "phi3" && s.originalCtx) {
+    // Long RoPE: per-frequency divisors rising from 1, far more for the long context.
+    const half = headDim / 2;
+    const factors = (top: number) => Float32Array.from({ length: half }, (_, i) => 1 + (top - 1) * Math.pow(i / (half - 1), 3));
+    tensors.push(
+      { name: "rope_factors_long.weight", ne: [half], type: GgmlType.F32, data: () => asBytes(factors(40)) },
+      { name: "rope_factors_short.weight", ne: [half], type: GgmlType.F32, data: () => asBytes(factors(1.5)) },
+    );
+  }
 
   const a = s.arch;
   const metadata: Array<[string, GgufKv]> = [
@@ -165,7 +249,8 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     [`${a}.rope.freq_base`, kv.f32(s.ropeBase)],
     [`${a}.rope.dimension_count`, kv.u32(headDim)],
     ...(s.headDim ? [[`${a}.attention.key_length`, kv.u32(headDim)], [`${a}.attention.value_length`, kv.u32(headDim)]] as Array<[string, GgufKv]> : []),
-    ...placeholderVocab(s.nVocab),
+    ...familyMetadata(s),
+    ...placeholderVocab(s.nVocab, s.controlTokens),
   ];
   const extra = new Map(o.metadata ?? []);
   writeGguf(file, [...metadata.filter(([k]) => !extra.has(k)), ...extra], tensors);
