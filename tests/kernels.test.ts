@@ -382,3 +382,67 @@ test("attention: argument errors", { skip: SKIP }, () => {
   bad.rowSeq[3] = 9;
   assert.throws(() => k.attention(bad), /rowSeq value/);
 });
+
+// ---------------------------------------------------------------- family kernels (Gemma, sliding windows)
+
+test("attention with a sliding window and a soft cap: native equals the reference, every ISA and thread count", { skip: SKIP }, () => {
+  const k = native();
+  const rng = makeRng(6);
+  // causal prefill past the window (blocks fully inside, fully outside and across its edge)
+  checkAttention(k, { ...randomAttention(rng, { T: 150, nHeads: 8, nKvHeads: 4, headDim: 64, cap: 300, nSeqMax: 1 }, { causal: true, nRows: [290, 290, 290, 290] }), window: 100, softcap: 50 }, "causal window 100 cap 50");
+  checkAttention(k, { ...randomAttention(rng, { T: 1, nHeads: 4, nKvHeads: 1, headDim: 256, cap: 2100, nSeqMax: 1 }, { causal: true, nRows: [2000] }), window: 512 }, "decode window 512");
+  checkAttention(k, { ...randomAttention(rng, { T: 37, nHeads: 9, nKvHeads: 3, headDim: 64, cap: 150, nSeqMax: 4 }), window: 30, softcap: 5 }, "several sequences, window 30, cap 5");
+  checkAttention(k, { ...randomAttention(rng, { T: 11, nHeads: 2, nKvHeads: 1, headDim: 20, cap: 50, nSeqMax: 3 }), window: 7, softcap: 1 }, "scalar path");
+});
+
+test("a sliding window of W: the query sees exactly the last W positions (reference against attention over those rows only)", () => {
+  const rng = makeRng(7);
+  const c = { T: 1, nHeads: 2, nKvHeads: 1, headDim: 16, cap: 40, nSeqMax: 1 };
+  const a = randomAttention(rng, c, { causal: true, nRows: [40] }); // keys at 0..39, query at 39
+  const W = 10;
+  const windowed = new Float32Array(32);
+  referenceKernels.attention({ ...a, window: W, out: windowed });
+  // The same attention over a cache holding only positions 30..39.
+  const rows = (x: Float32Array) => x.slice((40 - W) * 16, 40 * 16);
+  const only = new Float32Array(32);
+  referenceKernels.attention({
+    ...a, k: rows(a.k), v: rows(a.v), rowSeq: a.rowSeq.slice(40 - W), rowPos: a.rowPos.slice(40 - W), nRows: Int32Array.of(W), cap: W, out: only,
+  });
+  assertClose(windowed, only, 32, "window vs last W rows");
+  const full = new Float32Array(32);
+  referenceKernels.attention({ ...a, out: full });
+  assert.ok(full.some((x, i) => Math.abs(x - windowed[i]) > 1e-3), "the window changes the result");
+});
+
+test("soft cap: scores pass through cap * tanh(s / cap) (reference against scores capped by hand)", () => {
+  // Two keys, one query: softmax over the capped scores, by hand.
+  const q = Float32Array.of(3, 0), kk = Float32Array.of(4, 0, -2, 0), v = Float32Array.of(1, 0, 0, 1);
+  const out = new Float32Array(2);
+  referenceKernels.attention({
+    q, k: kk, v, rowSeq: Int32Array.of(0, 0), rowPos: Int32Array.of(0, 1), nRows: Int32Array.of(2), cap: 2,
+    qSeq: Int32Array.of(0), qPos: Int32Array.of(1), visible: Uint8Array.of(1), nSeqMax: 1, T: 1, nHeads: 1, nKvHeads: 1, headDim: 2, scale: 1, softcap: 5, out,
+  });
+  const s0 = 5 * Math.tanh(12 / 5), s1 = 5 * Math.tanh(-6 / 5);
+  const p0 = 1 / (1 + Math.exp(s1 - s0));
+  assert.ok(Math.abs(out[0] - p0) < 1e-6 && Math.abs(out[1] - (1 - p0)) < 1e-6, `got ${out[0]}, ${out[1]}; by hand ${p0}, ${1 - p0}`);
+});
+
+test("geglu: the reference is GELU (tanh form) to f16 precision; native equals it bit for bit", { skip: SKIP }, () => {
+  const k = native();
+  const rng = makeRng(8);
+  const n = 5000;
+  const gate = randomArray(rng, n, 6);
+  [0, -0, 1, -1, -9.99, 9.99, -10, 10, -12, 12, 1e-8, 65504, -70000].forEach((v, i) => (gate[i * 11] = v));
+  const up = randomArray(rng, n, 2);
+  const want = gate.slice();
+  referenceKernels.geglu(want, up, n);
+  const got = gate.slice();
+  k.geglu(got, up, n);
+  for (let i = 0; i < n; i++) if (got[i] !== want[i]) assert.fail(`geglu(${gate[i]}, ${up[i]}) = ${got[i]}, reference ${want[i]}`);
+  for (let i = 0; i < n; i++) {
+    const x = gate[i];
+    const gelu = x <= -10 ? 0 : x >= 10 ? x : 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    // x and the result each rounded to f16: a relative error of ~2^-11 on each, plus the slope
+    assert.ok(Math.abs(want[i] - gelu * up[i]) <= 2e-3 * (Math.abs(gelu * up[i]) + Math.abs(x * up[i])) + 1e-6, `geglu(${x}) = ${want[i] / up[i]}, GELU ${gelu}`);
+  }
+});
