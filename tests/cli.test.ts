@@ -69,17 +69,17 @@ test("inspect --json describes the model", () => {
   assert.deepEqual(j.tensorTypes, { F32: 2 * 9 + 2 });
 });
 
-test("inspect --json describes a model our engine does not run (qwen3), saying what it lacks", () => {
-  const q = path.join(dir, "qwen3.gguf");
-  writeRandomModel(q, "qwen3-0.6b", { shape: { nLayers: 1, nVocab: 300, dim: 64, nHeads: 4, nKvHeads: 2, nFf: 128, headDim: 32 }, metadata: [["tokenizer.chat_template", kv.str("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")]] });
+test("inspect --json describes a model our engine does not run (mistral3), saying what it lacks", () => {
+  const q = path.join(dir, "mistral3.gguf");
+  writeRandomModel(q, "qwen3-0.6b", { shape: { arch: "mistral3", nLayers: 1, nVocab: 300, dim: 64, nHeads: 4, nKvHeads: 2, nFf: 128, headDim: 32 }, metadata: [["tokenizer.chat_template", kv.str("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")]] });
   const r = cli(["inspect", q, "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  assert.equal(j.architecture, "qwen3");
+  assert.equal(j.architecture, "mistral3");
   assert.equal(j.heads, 4);
   assert.equal(j.headDim, 32);
   assert.match(j.chatTemplate, /<\|im_start\|>/);
-  assert.match(j.native, /general\.architecture is "qwen3", supported: llama, qwen2/);
+  assert.match(j.native, /general\.architecture is "mistral3", supported: llama, qwen2, qwen3, smollm3, granite, phi3, gemma2, gemma3/);
   const text = cli(["inspect", q]);
   assert.match(text.out, /our engine does not run it .*--backend llama\.cpp/);
 });

@@ -8,8 +8,18 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { GgmlType, typeName } from "../src/gguf/types.js";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { loadModel } from "../src/model/model.js";
+import { generate } from "../src/generate/generate.js";
+import { parallelComp } from "../src/method/parallelcomp.js";
+import { resolveOptions } from "../src/method/options.js";
 import { assertSameGreedy, compareWithLlamaCpp, type CompareOptions } from "./support/compare.js";
+import { randomTokens, tempDir } from "./support/tmp.js";
+
+const dir = tempDir();
 
 interface Case { shape: string; what: string; o: Omit<CompareOptions, "promptLength" | "nGen"> }
 
@@ -46,5 +56,32 @@ for (const [shape, type, tol, o] of ROUNDED) {
     console.log(`# ${shape} ${typeName(type)}: max |dlogp| ${r.maxDiff.toExponential(2)}`);
     assert.ok(r.maxDiff < tol, `max |log-prob difference| ${r.maxDiff}`);
     assertSameGreedy(r, tol);
+  });
+}
+
+// ParallelComp on every family (narrow widths, small vocabulary: the method, not the numerics).
+const NARROW = { nVocab: 4096, dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, nFf: 512, slidingWindow: 64 };
+const METHOD_CASES: Array<[string, number]> = [["qwen3-0.6b", 2], ["gemma2-2b", 2], ["gemma3-1b", 6], ["phi3.5-mini", 2], ["granite3-2b", 2], ["smollm3-3b", 4]];
+for (const [shape, nLayers] of METHOD_CASES) {
+  test(`ParallelComp on ${shape}: a one-chunk document gives plain generation's tokens; several chunks run stage 0 and 1`, () => {
+    const file = path.join(dir, `${shape}-method.gguf`);
+    writeRandomModel(file, shape, { seed: 5, shape: { ...NARROW, nLayers } });
+    const model = loadModel(file, { threads: 2 });
+    try {
+      const doc = randomTokens(90, 4000, 3);
+      const query = randomTokens(10, 4000, 4);
+      // 90 tokens: longer than the 64-position window of Gemma's sliding layers
+      const one = parallelComp(model, { bos: null, header: [], context: doc, query }, resolveOptions("default", { maxTokens: 12 }));
+      assert.equal(one.nChunks, 1);
+      assert.deepEqual(one.tokens, generate(model, [...doc, ...query], { maxTokens: 12 }).tokens);
+      const many = parallelComp(model, { bos: null, header: [], context: randomTokens(600, 4000, 6), query }, resolveOptions("default", { maxTokens: 4, chunkTokens: 100 }));
+      assert.ok(many.nChunks >= 6, `${many.nChunks} chunks`);
+      assert.equal(many.kept.length, 3);
+      assert.equal(many.tokens.length, 4);
+      assert.ok(many.scores.every(Number.isFinite));
+    } finally {
+      model.close();
+      fs.rmSync(file, { force: true });
+    }
   });
 }

@@ -76,12 +76,12 @@ test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-ch
   llama.close();
 });
 
-test("a qwen3 model (our engine refuses it) runs ParallelComp through llama.cpp: one-chunk document = node-llama-cpp's plain greedy tokens", async () => {
-  const file = path.join(tempDir(), "qwen3.gguf");
-  writeRandomModel(file, "qwen3-0.6b", { seed: 4, shape: { nLayers: 2, nVocab: 4096 } });
-  assert.throws(() => loadModel(file), /general\.architecture is "qwen3"/);
+test("a mistral3 model (our engine refuses it) runs ParallelComp through llama.cpp: one-chunk document = node-llama-cpp's plain greedy tokens", async () => {
+  const file = path.join(tempDir(), "mistral3.gguf");
+  writeRandomModel(file, "qwen3-0.6b", { seed: 4, shape: { arch: "mistral3", nLayers: 2, nVocab: 4096 } });
+  assert.throws(() => loadModel(file), /general\.architecture is "mistral3"/);
   const e = loadEngine(file, { backend: "llama.cpp", threads: 2, kvType: "f32", flashAttention: "off" });
-  assert.equal(e.config.arch, "qwen3");
+  assert.equal(e.config.arch, "mistral3");
   const prompt = Array.from({ length: 80 }, (_, i) => (i * 151 + 17) % 4000);
   const ref = await llamaCppRun(file, prompt, 12, { nVocab: 4096, kvF32: true });
   const one = parallelComp(e, { bos: null, header: [], context: prompt.slice(0, 70), query: prompt.slice(70) }, resolveOptions("default", { maxTokens: 12 }));
