@@ -6,6 +6,8 @@ export { METHODS, type Method } from "./method/baselines.js";
 export type { Progress } from "./method/parallelcomp.js";
 export { loadTokenizer, type Tokenizer } from "./tokenizer/index.js";
 export { BUNDLED_MODEL } from "./model/bundled.js";
+export { resolveModel, parseModelRef, defaultCacheDir, type ResolveOptions, type ModelRef } from "./download/model-ref.js";
+export type { DownloadProgress } from "./download/download.js";
 
 export { Model, type LoadOptions } from "./model/model.js";
 export { loadModel, loadEngine, type EngineOptions } from "./backends/index.js";

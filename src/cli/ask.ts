@@ -6,7 +6,7 @@ import { Option } from "commander";
 import { METHODS, type Method } from "../method/baselines.js";
 import { PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
-import { addBackendOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
 
@@ -57,9 +57,8 @@ function openOrThrow(file: string): number {
 }
 
 export function addAsk(program: Command) {
-  addBackendOptions(program.command("ask"))
-    .description("answer a question over a document longer than the model's window")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+  addModelOptions(addBackendOptions(program.command("ask"))
+    .description("answer a question over a document longer than the model's window"))
     .option("-f, --context-file <file>", "the document (default: standard input)")
     .requiredOption("-q, --question <text>", "the question")
     .option("-i, --instruction <text>", "instruction placed before the document", "")
@@ -82,7 +81,7 @@ Examples:
   parallelcomp ask -f report.txt -q "What was the revenue in 2023?" --report answer.html`)
     .action(async (o) => {
       const context = readContext(o.contextFile);
-      const model = openEngine(o);
+      const model = await openEngine(o);
       try {
         const bar = progressBar(!o.json);
         const streamed = !o.json;

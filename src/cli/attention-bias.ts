@@ -9,14 +9,13 @@ import { Option } from "commander";
 import { loadModel } from "../model/model.js";
 import { analyzeAttentionBias, attentionBiasMarkdown, attentionBiasPlots } from "../eval/attention-bias.js";
 import { TASKS, type TaskName } from "../eval/tasks.js";
-import { int, intList, num } from "./options.js";
+import { addModelOptions, int, intList, modelFile, num } from "./options.js";
 import { PRESETS } from "../method/options.js";
 
 export function addAttentionBias(program: Command) {
-  program
+  addModelOptions(program
     .command("attention-bias")
-    .description("share of the question's attention on each chunk's sink, middle and recent tokens, per layer: local vs parallel vs parallel with calibration")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+    .description("share of the question's attention on each chunk's sink, middle and recent tokens, per layer: local vs parallel vs parallel with calibration"))
     .addOption(new Option("--task <name>", "samples of this task").choices([...TASKS]).default("passkey"))
     .option("--samples <n>", "samples per chunk count, needle depths spread evenly from 0 to 1", int(1, 100000), 8)
     .addOption(new Option("--chunks <list>", "chunk counts N of the parallel settings, comma-separated").argParser(intList(1)).default([4, 8], "4,8"))
@@ -32,7 +31,7 @@ Examples:
   parallelcomp attention-bias --samples 8 --chunks 4,8 --out results/attention-bias -t 1
   parallelcomp attention-bias -m model.gguf --samples 2 --chunks 4 --last-rows 1 --json`)
     .action(async (o) => {
-      const model = loadModel(o.model, { threads: o.threads });
+      const model = loadModel(await modelFile(o.model, o), { threads: o.threads });
       try {
         const r = analyzeAttentionBias(model, model.tokenizer, {
           task: o.task as TaskName, samples: o.samples, chunks: o.chunks, chunkTokens: o.chunkTokens, lastRows: o.lastRows, seed: o.seed,

@@ -15,15 +15,14 @@ import { checkBackend } from "../backends/index.js";
 import { BACKENDS } from "../engine/engine.js";
 import { SHAPES } from "../model/random-model.js";
 import { readCapped } from "./ask.js";
-import { addBackendOptions, int, intList, num, openEngine } from "./options.js";
+import { addBackendOptions, addDownloadOptions, addModelOptions, int, intList, num, modelFile, openEngine } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
 
 const kernelsOption = () => new Option("--kernels <which>", "matmul/attention kernels").choices(["auto", "native", "typescript"]).default("auto");
 
 export function addGenerate(program: Command) {
-  addBackendOptions(program.command("generate"))
-    .description("continue a prompt with a GGUF model (plain generation, no long-context method)")
-    .option("-m, --model <file>", "GGUF model file (default: the bundled model)")
+  addModelOptions(addBackendOptions(program.command("generate"))
+    .description("continue a prompt with a GGUF model (plain generation, no long-context method)"))
     .option("-p, --prompt <text>", "prompt text (tokenized with the model's tokenizer, BOS added if the model wants it)")
     .option("--prompt-tokens <ids>", "prompt as comma-separated token ids, used exactly (no BOS added)", intList(0))
     .option("-n, --max-tokens <n>", "tokens to generate", int(0, 1 << 20), 64)
@@ -38,9 +37,9 @@ export function addGenerate(program: Command) {
 Examples:
   parallelcomp generate -m model.gguf -p "Once upon a time" -n 32
   parallelcomp generate -m model.gguf --prompt-tokens 1,450,4996 --json`)
-    .action((o) => {
+    .action(async (o) => {
       if ((o.prompt === undefined) === (o.promptTokens === undefined)) throw new Error("give exactly one of --prompt and --prompt-tokens");
-      const model = openEngine(o);
+      const model = await openEngine(o);
       try {
         const tok = loadTokenizer(model.gguf);
         const prompt: number[] = o.promptTokens ?? tok.encode(o.prompt);
@@ -68,18 +67,17 @@ Examples:
 }
 
 export function addTokenize(program: Command) {
-  program
+  addModelOptions(program
     .command("tokenize")
-    .description("tokenize text from standard input with a model's tokenizer; prints the ids as a JSON array")
-    .option("-m, --model <file>", "GGUF model file (default: the bundled model)")
+    .description("tokenize text from standard input with a model's tokenizer; prints the ids as a JSON array"))
     .option("--no-bos", "do not add BOS even if the model wants it")
     .option("--no-parse-special", "treat control-token text such as <|im_start|> as plain text")
     .option("--json", "print { tokens, pieces } instead of the bare id array")
     .addHelpText("after", `
 Example:
   echo "Hello world" | parallelcomp tokenize -m model.gguf`)
-    .action((o) => {
-      const g = GgufFile.open(o.model ?? defaultModelPath());
+    .action(async (o) => {
+      const g = GgufFile.open((await modelFile(o.model, o)) ?? defaultModelPath());
       try {
         const tok = loadTokenizer(g);
         const text = readStdinUtf8();
@@ -147,17 +145,17 @@ export function inspectModel(file: string) {
 }
 
 export function addInspect(program: Command) {
-  program
+  addDownloadOptions(program
     .command("inspect")
     .description("describe any GGUF model: architecture, context length, layers, heads, tensor types, chat template, and whether our engine runs it (else: --backend llama.cpp)")
-    .argument("[model]", "GGUF model file (default: the bundled model)")
+    .argument("[model]", "GGUF model: a file, hf:OWNER/REPO/FILE.gguf, hf:OWNER/REPO:QUANT or an http(s) URL (default: the bundled model)"))
     .option("--json", "print JSON")
     .addHelpText("after", `
 Examples:
   parallelcomp inspect --json
   parallelcomp inspect ./SmolLM2-135M-Instruct-Q8_0.gguf`)
-    .action((file: string | undefined, o) => {
-      const info = inspectModel(file ?? defaultModelPath());
+    .action(async (ref: string | undefined, o) => {
+      const info = inspectModel((await modelFile(ref, o)) ?? defaultModelPath());
       if (o.json) return console.log(JSON.stringify(info, null, 2));
       const show = (v: unknown) => (v && typeof v === "object" ? Object.entries(v).map(([t, n]) => `${t} x${n}`).join(", ") : typeof v === "string" ? v.replace(/\n/g, "\\n") : String(v ?? "-"));
       const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(18)} ${show(v)}`);

@@ -5,15 +5,14 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { ask } from "../api.js";
 import { makeSample, isCorrect, TASKS, type TaskName } from "../eval/tasks.js";
-import { addBackendOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { explainLines } from "./report.js";
 import { holdsAnswer } from "../eval/run.js";
 
 export function addDemo(program: Command) {
-  addBackendOptions(program.command("demo"))
-    .description("find a pass key hidden in 128K tokens with the bundled model, and show how")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+  addModelOptions(addBackendOptions(program.command("demo"))
+    .description("find a pass key hidden in 128K tokens with the bundled model, and show how"))
     .addOption(new Option("--task <name>", "what is hidden").choices([...TASKS]).default("passkey"))
     .option("--length <tokens>", "document length in tokens", int(256, 16 << 20), 131072)
     .option("--depth <fraction>", "where the needle sits, 0 (start) to 1 (end)", parseDepth, 0.62)
@@ -24,7 +23,7 @@ Examples:
   parallelcomp demo
   parallelcomp demo --task number_string --length 32768 --depth 0.1`)
     .action(async (o) => {
-      const model = openEngine(o);
+      const model = await openEngine(o);
       try {
         const tok = model.tokenizer;
         const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;

@@ -8,12 +8,11 @@ import { PRESETS } from "../method/options.js";
 import { defaultModelPath } from "../model/bundled.js";
 import { runEval } from "../eval/run.js";
 import { TASKS, type TaskName } from "../eval/tasks.js";
-import { addBackendOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
 
 export function addEval(program: Command) {
-  addBackendOptions(program.command("eval"))
-    .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+  addModelOptions(addBackendOptions(program.command("eval"))
+    .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length"))
     .addOption(new Option("--task <name>", "task").choices([...TASKS]).default("passkey"))
     .requiredOption("--length <tokens>", "tokens per sample", int(64, 16 << 20))
     .option("--samples <n>", "samples, needle depths spread evenly from 0 to 1", int(1, 100000), 10)
@@ -26,8 +25,8 @@ export function addEval(program: Command) {
     .addHelpText("after", `
 Example:
   parallelcomp eval --task passkey --length 4096 --samples 4 --method parallelcomp --json`)
-    .action((o) => {
-      const model = openEngine(o);
+    .action(async (o) => {
+      const model = await openEngine(o);
       try {
         const tok = loadTokenizer(model.gguf);
         const r = runEval(model, tok, {

@@ -9,6 +9,7 @@ import { addServe } from "./serve.js";
 import { addAttentionBias } from "./attention-bias.js";
 import { addSweep } from "./sweep.js";
 import { addDoctor } from "./doctor.js";
+import { addPull } from "./pull.js";
 import { UsageError } from "../errors.js";
 
 const program = new Command();
@@ -30,6 +31,7 @@ addServe(program);
 addDemo(program);
 addAttentionBias(program);
 addDoctor(program);
+addPull(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,9 +1,12 @@
-// Parsers for numeric command-line options: a bad value gets one error naming the option.
+// Parsers for numeric command-line options (a bad value gets one error naming the option), and the
+// options every command that loads a model shares: the backend's and the model reference's.
 
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { BACKENDS, type Engine } from "../engine/engine.js";
 import { checkBackend, loadEngine, type EngineOptions } from "../backends/index.js";
 import type { KernelChoice } from "../kernels/index.js";
+import { resolveModel } from "../download/model-ref.js";
+import { downloadReporter } from "./progress.js";
 
 export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -45,9 +48,39 @@ export function engineOptions(o: BackendFlags): EngineOptions {
   return { threads: o.threads, kernels: o.kernels, backend: checkBackend(o.backend ?? "native"), kvType: o.kvType, flashAttention: o.flashAttn, gpuLayers: o.gpuLayers };
 }
 
-/** Loads the model the options name on their backend; a fallback's reason goes to stderr in one line. */
-export function openEngine(o: BackendFlags & { model?: string }): Engine {
-  const engine = loadEngine(o.model, engineOptions(o));
+export const MODEL_HELP = "GGUF model: a file, hf:OWNER/REPO/FILE.gguf, hf:OWNER/REPO:QUANT or an http(s) URL, downloaded once into the cache (default: the bundled model)";
+
+/** How a remote model is fetched: `--download-timeout` and `--quiet`. */
+export function addDownloadOptions(cmd: Command): Command {
+  return cmd
+    .option("--download-timeout <seconds>", "give up a model download after this long without data; a rerun resumes it (default: $PARALLELCOMP_DOWNLOAD_TIMEOUT, else 30)", num(0.001, 86400))
+    .option("--quiet", "no download progress on stderr");
+}
+
+/** `-m, --model <ref>` and the download options. */
+export function addModelOptions(cmd: Command): Command {
+  return addDownloadOptions(cmd.option("-m, --model <ref>", MODEL_HELP));
+}
+
+type ModelFlags = { model?: string; downloadTimeout?: number; quiet?: boolean };
+
+/** The local file of `ref` (downloaded first if remote, with progress on stderr); undefined stays undefined. */
+export async function modelFile(ref: string | undefined, o: ModelFlags = {}): Promise<string | undefined> {
+  if (ref === undefined) return undefined;
+  const reporter = downloadReporter(!!o.quiet);
+  try {
+    return await resolveModel(ref, {
+      stallTimeoutMs: o.downloadTimeout === undefined ? undefined : o.downloadTimeout * 1000,
+      onProgress: (p) => reporter.onProgress(p), log: (line) => reporter.log(line),
+    });
+  } finally {
+    reporter.stop();
+  }
+}
+
+/** Loads the model the options name (downloading it first if remote) on their backend; a fallback's reason goes to stderr in one line. */
+export async function openEngine(o: BackendFlags & ModelFlags): Promise<Engine> {
+  const engine = loadEngine(await modelFile(o.model, o), engineOptions(o));
   if (engine.backend.notice) process.stderr.write(`parallelcomp: ${engine.backend.notice}\n`);
   return engine;
 }

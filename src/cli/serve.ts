@@ -3,12 +3,11 @@
 import type { Command } from "commander";
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, startServer } from "../server/server.js";
 import { DEFAULT_JOB_LIMITS } from "../server/jobs.js";
-import { addBackendOptions, engineOptions, int } from "./options.js";
+import { addBackendOptions, addModelOptions, engineOptions, int, modelFile } from "./options.js";
 
 export function addServe(program: Command) {
-  addBackendOptions(program.command("serve"))
-    .description("an OpenAI-compatible server: GET /v1/models, POST /v1/chat/completions, POST /v1/completions")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+  addModelOptions(addBackendOptions(program.command("serve"))
+    .description("an OpenAI-compatible server: GET /v1/models, POST /v1/chat/completions, POST /v1/completions"))
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "port (0: any free port)", int(0, 65535), 8080)
     .option("--max-queue <n>", "requests that may wait behind the running one; more get 429", int(0, 100000), 8)
@@ -33,7 +32,7 @@ Examples:
     .action(async (o) => {
       const options = engineOptions(o); // checked here; the model is loaded in the engine thread
       const s = await startServer({
-        model: { file: o.model, options }, host: o.host, port: o.port, maxQueue: o.maxQueue, maxBodyBytes: o.maxBodyMib * 1024 * 1024,
+        model: { file: await modelFile(o.model, o), options }, host: o.host, port: o.port, maxQueue: o.maxQueue, maxBodyBytes: o.maxBodyMib * 1024 * 1024,
         apiKey: o.apiKey ?? (process.env.PARALLELCOMP_API_KEY || undefined), allowedHosts: o.allowedHost, corsOrigins: o.cors,
         limits: { quadraticTokens: o.quadraticLimit, maxKvMiB: o.maxKvMib }, requestTimeoutSeconds: o.requestTimeout,
         log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),

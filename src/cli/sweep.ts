@@ -11,7 +11,7 @@ import { BUNDLED_MODEL, defaultModelPath } from "../model/bundled.js";
 import { TASKS, type TaskName } from "../eval/tasks.js";
 import { runSweep, SWEEP_DEFAULTS, WINDOW_MARGIN, type LengthSpec } from "../eval/sweep.js";
 import { renderResultsPage } from "../eval/results-page.js";
-import { int, num } from "./options.js";
+import { addModelOptions, int, modelFile, num } from "./options.js";
 import { BACKENDS } from "../engine/engine.js";
 
 function nameList<T extends string>(what: string, known: readonly T[]) {
@@ -33,10 +33,9 @@ function lengthList(value: string): LengthSpec[] {
 
 export function addSweep(program: Command) {
   const d = SWEEP_DEFAULTS;
-  program
+  addModelOptions(program
     .command("sweep")
-    .description("eval over tasks x lengths x methods, each cell in its own process, into OUT/results.json; --page-only renders OUT/README.md")
-    .option("-m, --model <file>", "GGUF model (default: the bundled model)")
+    .description("eval over tasks x lengths x methods, each cell in its own process, into OUT/results.json; --page-only renders OUT/README.md"))
     .addOption(new Option("--tasks <list>", "comma-separated tasks").argParser(nameList("task", TASKS)).default(d.tasks, d.tasks.join(",")))
     .addOption(new Option("--lengths <list>", `comma-separated token counts; "window" = the trained window less ${WINDOW_MARGIN} answer tokens`)
       .argParser(lengthList).default(d.lengths, d.lengths.join(",")))
@@ -62,7 +61,7 @@ Examples:
         for (const f of await renderResultsPage(o.out)) process.stderr.write(`wrote ${f}\n`);
         return;
       }
-      const model = o.model ?? defaultModelPath();
+      const model = (await modelFile(o.model, o)) ?? defaultModelPath();
       await runSweep({
         model, bundled: path.resolve(model) === BUNDLED_MODEL,
         tasks: o.tasks as TaskName[], lengths: o.lengths, methods: o.methods as Method[], preset: o.preset, samples: o.samples, seed: o.seed,
