@@ -12,6 +12,10 @@ import { Template } from "@huggingface/jinja";
 import { GgufFile } from "../src/gguf/reader.js";
 import { loadTokenizer } from "../src/tokenizer/index.js";
 import { renderChat, type ChatMessage } from "../src/tokenizer/chat.js";
+import { tokenizeRequest } from "../src/method/request.js";
+import { writeRandomModel } from "../src/model/random-model.js";
+import { kv } from "../src/gguf/writer.js";
+import { UsageError } from "../src/errors.js";
 import { repoRoot } from "./support/llamacpp.js";
 import { tempDir } from "./support/tmp.js";
 import { writeTokenizerGguf, type HfTokenizerConfig, type HfTokenizerJson } from "./support/tokenizer-convert.js";
@@ -99,5 +103,42 @@ test("a template given directly, with bos/eos texts", () => {
 
 test("a broken template is an error that says where the template came from", () => {
   assert.throws(() => renderChat({ template: "{% for m in messages %}" }, messages), /chat template does not parse/);
-  assert.throws(() => renderChat({ template: "{{ raise_exception('no system role') }}" }, messages), /chat template failed to render: .*no system role/);
+  assert.throws(() => renderChat({ template: "{{ raise_exception('no system role') }}" }, messages), (e: Error) => e instanceof UsageError && /chat template refuses these messages: no system role/.test(e.message));
+});
+
+// ---- the templates of the families our engine runs, as their tokenizer_config.json publishes
+// them (Gemma 2: no system turn, raise_exception, `| trim`, BOS written by the template; Phi-3.5:
+// <|user|> ... <|end|> turns) ----
+
+const GEMMA2_TEMPLATE = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}";
+const PHI35_TEMPLATE = "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+function withTemplate(name: string, template: string): GgufFile {
+  const file = path.join(dir, `${name}.gguf`);
+  writeRandomModel(file, "smollm2-135m", { shape: { nLayers: 1, nVocab: 400, dim: 64, nHeads: 2, nKvHeads: 1, nFf: 128 }, metadata: [["tokenizer.chat_template", kv.str(template)]] });
+  return GgufFile.open(file);
+}
+
+for (const [name, template] of [["gemma2", GEMMA2_TEMPLATE], ["phi3.5", PHI35_TEMPLATE]] as const) {
+  test(`${name}'s template: the method's header / context / query split is exactly the rendered prompt`, () => {
+    const g = withTemplate(name, template);
+    const tok = loadTokenizer(g);
+    const r = { instruction: "Read the report.", context: "The pass key is 71432. The sky is blue.", question: "What is the pass key?", answerPrefix: "The pass key is" };
+    const parts = tokenizeRequest(tok, g, r);
+    const ids = [...(parts.bos !== null ? [parts.bos] : []), ...parts.header, ...parts.context, ...parts.query];
+    const want = new Template(template).render({
+      messages: [{ role: "user", content: `${r.instruction}\n\n${r.context}\n\n${r.question}` }], add_generation_prompt: true, bos_token: "<s>", eos_token: "</s>",
+    }) + r.answerPrefix;
+    assert.equal(tok.decode(ids), want);
+    g.close();
+  });
+}
+
+test("gemma2's template refuses a system turn: it is put before the first user message; other refusals are one UsageError", () => {
+  const g = withTemplate("gemma2-system", GEMMA2_TEMPLATE);
+  const out = renderChat(g, [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }]);
+  assert.equal(out, "<s><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
+  assert.throws(() => renderChat(g, [{ role: "user", content: "a" }, { role: "user", content: "b" }]),
+    (e: Error) => e instanceof UsageError && /refuses these messages: Conversation roles must alternate/.test(e.message));
+  g.close();
 });

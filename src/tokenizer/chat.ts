@@ -47,19 +47,35 @@ export function renderChat(g: GgufFile | ChatTemplateSource, messages: ChatMessa
     compiled.set(src.template, t);
   }
   const inputChars = messages.reduce((a, m) => a + m.content.length, 0);
+  const render = (msgs: ChatMessage[]) => renderLimited(t, {
+    ...opts.extra,
+    messages: msgs.map((m) => ({ role: m.role, content: m.content })),
+    add_generation_prompt: addGenerationPrompt,
+    bos_token: src.bos ?? "",
+    eos_token: src.eos ?? "",
+  }, TEMPLATE_LIMITS.extraChars + 2 * inputChars);
   try {
-    const out = renderLimited(t, {
-      ...opts.extra,
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
-      add_generation_prompt: addGenerationPrompt,
-      bos_token: src.bos ?? "",
-      eos_token: src.eos ?? "",
-    }, TEMPLATE_LIMITS.extraChars + 2 * inputChars);
-    return out;
+    try {
+      return render(messages);
+    } catch (e) {
+      // Templates without a system turn (Gemma 2) refuse one; clients send one anyway. It goes
+      // in front of the first user message, as Gemma 3's own template (and llama.cpp) put it.
+      const folded = e instanceof TemplateRefusal ? foldSystem(messages) : null;
+      if (!folded) throw e;
+      return render(folded);
+    }
   } catch (e) {
     if (e instanceof TemplateLimitError) throw new UsageError(`${where} exceeds its limits (${e.message}): the model's chat template is not usable as written`);
+    if (e instanceof TemplateRefusal) throw new UsageError(`${where} refuses these messages: ${e.message}`);
     throw new Error(`${where} failed to render: ${(e as Error).message}`);
   }
+}
+
+/** The messages with a leading system message joined to the first user message, or null. */
+function foldSystem(messages: ChatMessage[]): ChatMessage[] | null {
+  const [first, second, ...rest] = messages;
+  if (first?.role !== "system" || second?.role !== "user") return null;
+  return [{ role: "user", content: first.content + "\n\n" + second.content }, ...rest];
 }
 
 /**
@@ -75,6 +91,8 @@ export const TEMPLATE_LIMITS = {
 };
 
 class TemplateLimitError extends Error {}
+/** The template's own raise_exception(): it refuses these messages (Gemma 2: a system turn). */
+class TemplateRefusal extends Error {}
 
 /**
  * Template.render with the limits: the interpreter counts the nodes it evaluates and watches the
@@ -89,7 +107,7 @@ function renderLimited(t: Template, vars: Record<string, unknown>, maxChars: num
   type Evaluating = { evaluate(node: unknown, env: unknown): Value; run(program: unknown): Value };
   const env = new Environment();
   for (const [k, v] of Object.entries({ false: false, true: true, none: null, False: false, True: true, None: null })) env.set(k, v);
-  env.set("raise_exception", (msg: unknown) => { throw new Error(String(msg)); });
+  env.set("raise_exception", (msg: unknown) => { throw new TemplateRefusal(String(msg)); });
   env.set("strftime_now", (format: string) => strftime(new Date(), format));
   env.set("range", (start: number, stop?: number, step = 1) => {
     if (stop === undefined) [start, stop] = [0, start];
