@@ -9,47 +9,14 @@
 
 #include "threadpool.h"
 
-// Constants of e^x = 2^n * e^r, n = round(x / ln2), r = x - n ln2 (ln2 split in two parts so
-// that n * LN2_HI is exact), e^r by its degree-6 Taylor polynomial (|r| <= ln2 / 2, relative
-// error < 2e-7).
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_LN2_HI 0.693359375f
-#define EXP_LN2_LO (-2.12194440e-4f)
-#define EXP_LO (-87.0f) // below this the result is < 2^-125: treated as (nearly) zero
-
+// Masked scores are -inf; a clamp keeps them inside the vector exp's domain (the result is then
+// below 2^-125, and the lane is zeroed by keep() anyway).
 // ---------------------------------------------------------------------------------------------
 // AVX2
 
-PC_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-PC_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-PC_TARGET_AVX2 static inline __m256 exp_avx2(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    // 2^n through the exponent field (n >= -126 after the clamp, so the result is normal)
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
+PC_TARGET_AVX2 static inline float hmax_avx2(__m256 v) { return pc_hmax8(v); }
+PC_TARGET_AVX2 static inline float hsum_avx2(__m256 v) { return pc_hsum8(v); }
+PC_TARGET_AVX2 static inline __m256 exp_avx2(__m256 x) { return pc_exp8(_mm256_max_ps(x, _mm256_set1_ps(PC_EXP_LO))); }
 
 PC_TARGET_AVX2 static inline __m256 keep_avx2(__m256 v, unsigned bits, __m256 fill) {
     const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -105,20 +72,7 @@ PC_TARGET_AVX2 static inline __m256 sums_of_avx2(const __m256 *a) {
 PC_TARGET_AVX512 static inline float hmax_512(__m512 v) { return _mm512_reduce_max_ps(v); }
 PC_TARGET_AVX512 static inline float hsum_512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-PC_TARGET_AVX512 static inline __m512 exp_512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
+PC_TARGET_AVX512 static inline __m512 exp_512(__m512 x) { return pc_exp16(_mm512_max_ps(x, _mm512_set1_ps(PC_EXP_LO))); }
 
 PC_TARGET_AVX512 static inline __m512 keep_512(__m512 v, unsigned bits, __m512 fill) {
     return _mm512_mask_blend_ps((__mmask16)(bits & 0xffff), fill, v);

@@ -6,8 +6,8 @@
 //   matmul(w: Uint8Array, type, nOut, nIn, x: Float32Array, T, y: Float32Array): void
 //   attention(q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads,
 //             nKvHeads, headDim, scale, out, softcap, window): void
-//   rmsnorm(y, x, w, T, dim, eps): void      swiglu(gate, up, n): void      add(x, y, n): void
-//   geglu(gate, up, n): void
+//   rmsnorm(y, x, w, T, dim, eps): void      swiglu(gate, up, n): void      geglu(gate, up, n): void
+//   add(x, y, n): void
 //   rope(x, T, nH, headDim, ropeDim, neox, cos, sin): void
 //   copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): void
 //   blasSgemm(lib, x, w, y, T, nOut, nIn, threads): void   OpenBLAS via dlopen (benchmark only)
@@ -93,17 +93,25 @@ static int need_len(napi_env env, const char *fn, const char *name, size_t have,
     return 1;
 }
 
+/** Reads the n arguments `usage` names ("fn(a, b, ...)") into argv; throws and returns 0 when
+ *  fewer are given. */
+static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+    size_t argc = n;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: %zu arguments expected", usage, n);
+        napi_throw_type_error(env, NULL, msg);
+        return 0;
+    }
+    return 1;
+}
+
 #define I32MAX 2147483647LL
 
 static napi_value js_matmul(napi_env env, napi_callback_info info) {
     static const char *fn = "matmul";
-    size_t argc = 7;
     napi_value argv[7];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 7) {
-        napi_throw_type_error(env, NULL, "matmul(w, type, nOut, nIn, x, T, y): 7 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 7, argv, "matmul(w, type, nOut, nIn, x, T, y)")) return NULL;
     void *w, *x, *y;
     size_t wlen, xlen, ylen;
     int64_t type, nOut, nIn, T;
@@ -136,13 +144,8 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
 
 static napi_value js_attention(napi_env env, napi_callback_info info) {
     static const char *fn = "attention";
-    size_t argc = 19;
     napi_value argv[19];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 19) {
-        napi_throw_type_error(env, NULL, "attention: 19 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 19, argv, "attention(q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads, nKvHeads, headDim, scale, out, softcap, window)")) return NULL;
     void *q, *k, *v, *rowSeq, *rowPos, *nRows, *qSeq, *qPos, *visible, *out;
     size_t ql, kl, vl, rsl, rpl, nrl, qsl, qpl, visl, outl;
     int64_t cap, nSeqMax, T, nHeads, nKv, hd;
@@ -207,13 +210,8 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
 
 static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
     static const char *fn = "rmsnorm";
-    size_t argc = 6;
     napi_value argv[6];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 6) {
-        napi_throw_type_error(env, NULL, "rmsnorm(y, x, w, T, dim, eps): 6 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 6, argv, "rmsnorm(y, x, w, T, dim, eps)")) return NULL;
     void *y, *x, *w;
     size_t yl, xl, wl;
     int64_t T, dim;
@@ -237,14 +235,10 @@ static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
 /** Reads (a: Float32Array, b: Float32Array, n) for swiglu and add. */
 static int get_two_arrays(napi_env env, napi_callback_info info, const char *fn, const char *an, const char *bn,
                           float **a, float **b, int64_t *n) {
-    size_t argc = 3;
     napi_value argv[3];
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) {
-        char msg[120];
-        snprintf(msg, sizeof msg, "%s(%s, %s, n): 3 arguments expected", fn, an, bn);
-        napi_throw_type_error(env, NULL, msg);
-        return 0;
-    }
+    char usage[120];
+    snprintf(usage, sizeof usage, "%s(%s, %s, n)", fn, an, bn);
+    if (!get_args(env, info, 3, argv, usage)) return 0;
     size_t al, bl;
     if (!get_ta(env, argv[0], napi_float32_array, fn, an, (void **)a, &al)) return 0;
     if (!get_ta(env, argv[1], napi_float32_array, fn, bn, (void **)b, &bl)) return 0;
@@ -280,13 +274,8 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
 
 static napi_value js_rope(napi_env env, napi_callback_info info) {
     static const char *fn = "rope";
-    size_t argc = 8;
     napi_value argv[8];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 8) {
-        napi_throw_type_error(env, NULL, "rope(x, T, nH, headDim, ropeDim, neox, cos, sin): 8 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 8, argv, "rope(x, T, nH, headDim, ropeDim, neox, cos, sin)")) return NULL;
     void *x, *c, *sn;
     size_t xl, cl, sl;
     int64_t T, nH, hd, rd, neox;
@@ -311,13 +300,8 @@ static napi_value js_rope(napi_env env, napi_callback_info info) {
 
 static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
     static const char *fn = "copyRows";
-    size_t argc = 8;
     napi_value argv[8];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 8) {
-        napi_throw_type_error(env, NULL, "copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): 8 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 8, argv, "copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows)")) return NULL;
     void *dst, *src;
     size_t dl, sl;
     int64_t doff, dstr, soff, sstr, len, n;
@@ -339,13 +323,8 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
 
 static napi_value js_blas_sgemm(napi_env env, napi_callback_info info) {
     static const char *fn = "blasSgemm";
-    size_t argc = 8;
     napi_value argv[8];
-    CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 8) {
-        napi_throw_type_error(env, NULL, "blasSgemm(lib, x, w, y, T, nOut, nIn, threads): 8 arguments expected");
-        return NULL;
-    }
+    if (!get_args(env, info, 8, argv, "blasSgemm(lib, x, w, y, T, nOut, nIn, threads)")) return NULL;
     char name[256] = {0};
     size_t nlen = 0;
     if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok) {

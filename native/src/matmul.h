@@ -2,7 +2,8 @@
 //
 // matmul.c converts the activations (convert.h), splits the work across the thread pool and
 // calls a kernel chosen by weight type, instruction set and T. Kernels live in
-// matmul_float.c (F32, F16, BF16) and matmul_quant.c (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
+// matmul_float.c (F32, F16, BF16) and matmul_quant.c (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+// Q6_K): the types src/gguf/types.ts lists as supported.
 #ifndef PC_MATMUL_H
 #define PC_MATMUL_H
 

@@ -126,13 +126,6 @@ static pack_fn pack_for(int type) {
     return type == PC_F16 ? pack_f16 : type == PC_BF16 ? pack_bf16 : pack_f32;
 }
 
-PC_TARGET_AVX2 PC_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // ---------------------------------------------------------------------------------------------
 // AVX2 kernels.
 
@@ -158,7 +151,7 @@ PC_TARGET_AVX2 PC_INLINE void dot_tile_avx2(int type, int RM, int RN, const uint
     }
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) {
-            float s = hsum8(acc[i][j]);
+            float s = pc_hsum8(acc[i][j]);
             for (int64_t kk = k; kk < K; kk++) s += w_elem(type, w + i * row_bytes, kk) * x[j * ldx + kk];
             y[j * ldy + i] = s;
         }

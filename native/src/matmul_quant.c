@@ -16,6 +16,7 @@
 
 #if PC_HAVE_X86_SIMD
 #include <immintrin.h>
+#include "simd_x86.h"
 #endif
 
 /** Decodes the 8 (scale, min) pairs of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4),

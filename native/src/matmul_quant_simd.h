@@ -34,13 +34,6 @@ QT_TARGET PC_INLINE __m256i QT_NAME(madd16)(__m256i acc, __m256i a, __m256i b) {
 #endif
 }
 
-QT_TARGET PC_INLINE float QT_NAME(hsum)(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 QT_TARGET PC_INLINE float QT_NAME(h2f)(uint16_t h) { return _cvtsh_ss(h); }
 
 /** Decode streams w from DRAM. The RM rows of a tile are adjacent, one linear range of
@@ -112,7 +105,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_vnni)(int RM, int RN, const uint8_t *
         }
     }
     for (int i = 0; i < RM; i++)
-        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = pc_hsum8(acc[i][j]);
 }
 #endif
 
@@ -183,7 +176,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_b32)(int wtype, int RM, int RN, const uint
         }
     }
     for (int i = 0; i < RM; i++)
-        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]) + msum[i][j];
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = pc_hsum8(acc[i][j]) + msum[i][j];
 }
 
 // ---- K-quants x Q8_K activations ---------------------------------------------------------------
@@ -250,7 +243,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q45_K)(int is_q5, int RM, int RN, const ui
         }
     }
     for (int i = 0; i < RM; i++)
-        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = pc_hsum8(acc[i][j]);
 }
 
 /** Tile for Q6_K. Shapes as tile_q8_0, nb super-blocks. */
@@ -307,7 +300,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K)(int RM, int RN, const uint8_t *w, si
         }
     }
     for (int i = 0; i < RM; i++)
-        for (int j = 0; j < RN; j++) y[j * ldy + i] = QT_NAME(hsum)(acc[i][j]);
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = pc_hsum8(acc[i][j]);
 }
 
 // ---- Kernels: loop over token blocks, row groups and token groups --------------------------------

@@ -12,6 +12,7 @@
 
 #if PC_HAVE_X86_SIMD
 #include <immintrin.h>
+#include "simd_x86.h"
 #endif
 
 void pc_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t dim, float eps) {
@@ -60,46 +61,16 @@ static void swiglu_scalar(float *gate, const float *up, int64_t n) {
 }
 
 #if PC_HAVE_X86_SIMD
-// Cephes expf: exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts),
-// exp(r) = 1 + r + r^2 * P(r).
-#define EXP_HI 88.3762626647949f   // above: +inf
-#define EXP_LO -87.3365447505531f  // below: 0 (the exact value is subnormal)
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_C1 0.693359375f
-#define EXP_C2 -2.12194440e-4f
-#define EXP_P0 1.9875691500e-4f
-#define EXP_P1 1.3981999507e-3f
-#define EXP_P2 8.3334519073e-3f
-#define EXP_P3 4.1665795894e-2f
-#define EXP_P4 1.6666665459e-1f
-#define EXP_P5 5.0000001201e-1f
-
-/** exp for x in [EXP_LO, EXP_HI]. */
-PC_TARGET_AVX2 PC_INLINE __m256 exp256(__m256 x) {
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C2), r);
-    __m256 p = _mm256_set1_ps(EXP_P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 PC_TARGET_AVX2 static void swiglu_avx2(float *gate, const float *up, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 g = _mm256_loadu_ps(gate + i);
         const __m256 ng = _mm256_sub_ps(_mm256_setzero_ps(), g);
-        const __m256 c = _mm256_max_ps(_mm256_min_ps(ng, _mm256_set1_ps(EXP_HI)), _mm256_set1_ps(EXP_LO));
-        __m256 e = exp256(c);
-        e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(ng, _mm256_set1_ps(EXP_HI), _CMP_GT_OQ));
-        e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(ng, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ));
+        const __m256 c = _mm256_max_ps(_mm256_min_ps(ng, _mm256_set1_ps(PC_EXP_HI)), _mm256_set1_ps(PC_EXP_LO));
+        __m256 e = pc_exp8(c);
+        e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(ng, _mm256_set1_ps(PC_EXP_HI), _CMP_GT_OQ));
+        e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(ng, _mm256_set1_ps(PC_EXP_LO), _CMP_LT_OQ));
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
     }
     if (i < n) {

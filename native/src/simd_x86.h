@@ -1,4 +1,5 @@
-// x86 helpers shared by the float matmul and attention kernels (compiled only for x86).
+// x86 helpers shared by the matmul, attention and element-wise kernels (compiled only for x86):
+// horizontal reductions, the vector exp, an 8x8 transpose. Defined once here.
 #pragma once
 #include <immintrin.h>
 #include "common.h"
@@ -39,4 +40,65 @@ PC_TARGET_AVX512 PC_INLINE __m512 pc_sums_of_16(const __m512 *a) {
     const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
     const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
     return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
+}
+
+/** Sum of the 8 lanes. */
+PC_TARGET_AVX2 PC_INLINE float pc_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/** Largest of the 8 lanes. */
+PC_TARGET_AVX2 PC_INLINE float pc_hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+// The vector exp (Cephes expf): e^x = 2^n * e^r, n = round(x / ln 2), r = x - n ln 2 (ln 2 in two
+// parts so that n * C1 is exact), e^r = 1 + r + r^2 * P(r); within 2 ulp of expf on its domain.
+#define PC_EXP_HI 88.3762626647949f  // above: the result overflows
+#define PC_EXP_LO -87.3365447505531f // below: the result is subnormal
+#define PC_EXP_LOG2E 1.44269504088896341f
+#define PC_EXP_C1 0.693359375f
+#define PC_EXP_C2 -2.12194440e-4f
+#define PC_EXP_P0 1.9875691500e-4f
+#define PC_EXP_P1 1.3981999507e-3f
+#define PC_EXP_P2 8.3334519073e-3f
+#define PC_EXP_P3 4.1665795894e-2f
+#define PC_EXP_P4 1.6666665459e-1f
+#define PC_EXP_P5 5.0000001201e-1f
+
+/** e^x for x in [PC_EXP_LO, PC_EXP_HI] (callers clamp or blend outside it). */
+PC_TARGET_AVX2 PC_INLINE __m256 pc_exp8(__m256 x) {
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(PC_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PC_EXP_C1), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PC_EXP_C2), r);
+    __m256 p = _mm256_set1_ps(PC_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PC_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PC_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PC_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PC_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PC_EXP_P5));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/** The same e^x, 16 lanes (2^n by scalef). */
+PC_TARGET_AVX512 PC_INLINE __m512 pc_exp16(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(PC_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(PC_EXP_C1), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(PC_EXP_C2), r);
+    __m512 p = _mm512_set1_ps(PC_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PC_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PC_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PC_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PC_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PC_EXP_P5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
 }
