@@ -175,7 +175,7 @@ test("demo finds the pass key and says how", () => {
   assert.match(r.out, /\(right\)/);
   const bad = cli(["demo", "--depth", "2"]);
   assert.equal(bad.code, 1);
-  assert.match(bad.err, /--depth must be a number from 0 to 1/);
+  assert.match(bad.err, /'--depth <fraction>' argument '2' is invalid\. expected a number from 0 to 1/);
 });
 
 test("the README's library examples run as written and print what they say", () => {

@@ -13,6 +13,7 @@ import { startServer, StopScanner } from "../src/server/server.js";
 import { splitConversation } from "../src/server/requests.js";
 import { makeSample } from "../src/eval/tasks.js";
 import { ask } from "../src/api.js";
+import { BackendError, UsageError, errorKind, errorOfKind } from "../src/errors.js";
 
 const model = loadModel(); // the bundled model: a 512-token window
 const tok = model.tokenizer;
@@ -115,6 +116,32 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
   // The official client turns them into its own error classes.
   await assert.rejects(client.chat.completions.create({ model: "m", messages: [] }), (e: any) => e.status === 400 && /messages/.test(e.message));
   assert.equal((await client.models.list()).data.length, 1, "still up");
+});
+
+test("the status follows the error's type, never its text: UsageError 400, BackendError 500 with its message, any other 500 without it", async () => {
+  let thrown = new Error();
+  const failing = Object.create(model, { forward: { value: () => { throw thrown; } } });
+  const s = await startServer({ model: failing, port: 0 });
+  try {
+    // Each message reads like another kind, so a match on the text would give another status.
+    const cases: Array<[Error, number, string, string]> = [
+      [new UsageError("the device ran out of memory"), 400, "invalid_request_error", "the device ran out of memory"],
+      [new BackendError("invalid request: the prompt is too long"), 500, "server_error", "invalid request: the prompt is too long"],
+      [new Error("invalid request: 'max_tokens' must be a positive integer"), 500, "server_error", "internal error (see the server's log)"],
+    ];
+    for (const [e, status, type, message] of cases) {
+      thrown = e;
+      const r = await fetch(s.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "The sky is", max_tokens: 2 }), headers: { "content-type": "application/json" } });
+      assert.equal(r.status, status, `${e.name}: ${e.message}`);
+      assert.deepEqual(((await r.json()) as any).error, { message, type, param: null, code: null });
+      // From the engine thread the type crosses as its kind (worker.ts), and comes back the same.
+      const back = errorOfKind(errorKind(e), e.message);
+      assert.equal(back.constructor, e.constructor);
+      assert.equal(back.message, e.message);
+    }
+  } finally {
+    await s.close();
+  }
 });
 
 test("stop strings end the answer before them, also across token boundaries", () => {

@@ -9,6 +9,7 @@ import { ask, type AskResult } from "../api.js";
 import { addBackendOptions, int, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
+import { UsageError } from "../errors.js";
 
 /** Largest context accepted: 64 MiB of text is ~16M tokens, far past any use of the method. */
 export const MAX_CONTEXT_BYTES = 64 * 1024 * 1024;
@@ -20,7 +21,7 @@ export function readContext(file: string | undefined): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new Error(`the context in ${where} is not valid UTF-8 text`);
+    throw new UsageError(`the context in ${where} is not valid UTF-8 text`);
   }
 }
 
@@ -41,7 +42,7 @@ export function readCapped(fd: number, what: string): Buffer {
     }
     if (n === 0) break;
     total += n;
-    if (total > MAX_CONTEXT_BYTES) throw new Error(`${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
+    if (total > MAX_CONTEXT_BYTES) throw new UsageError(`${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   if (fd !== 0) fs.closeSync(fd);

@@ -10,7 +10,7 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import type { Engine } from "../engine/engine.js";
 import type { EngineOptions } from "../backends/index.js";
-import { UsageError } from "../errors.js";
+import { BackendError, UsageError, errorOfKind } from "../errors.js";
 import { HttpError, parseBody, parseJob, type Job } from "./requests.js";
 import { collectGarbage } from "./gc.js";
 import { DEFAULT_JOB_LIMITS, runJob, type JobLimits, type JobOutcome } from "./jobs.js";
@@ -237,10 +237,21 @@ async function handle(s: Served, req: http.IncomingMessage, res: http.ServerResp
     if (route === "/health") return sendJson(res, 200, { status: "ok", ...s.queue.load });
     enqueue(s, await readJob(s, req, route), res);
   } catch (e) {
-    if (e instanceof HttpError) return sendError(res, e);
-    s.log(`internal error: ${(e as Error).stack}`);
-    sendError(res, new HttpError(500, "internal error (see the server's log)", "server_error"));
+    const err = httpError(e);
+    if (err.status === 500) s.log(`internal error: ${(e as Error).stack}`);
+    sendError(res, err);
   }
+}
+
+/**
+ * The answer to a failed request: the error's type decides the status (errors.ts), never its text.
+ * A backend's message says what failed; any other error is a bug of ours, told in the log only.
+ */
+function httpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof UsageError) return new HttpError(400, e.message);
+  if (e instanceof BackendError) return new HttpError(500, e.message, "server_error");
+  return new HttpError(500, "internal error (see the server's log)", "server_error");
 }
 
 function preflight(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -286,10 +297,7 @@ async function answer(s: Served, job: Job, res: http.ServerResponse, abort: Abor
   } catch (e) {
     const timedOut = signal.reason instanceof TimedOut;
     if (signal.aborted && !timedOut) { s.log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
-    const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error")
-      : e instanceof HttpError ? e
-      : e instanceof UsageError ? new HttpError(400, (e as Error).message)
-      : new HttpError(500, "internal error (see the server's log)", "server_error");
+    const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error") : httpError(e);
     s.log(`${id}: ${err.status} ${err.status === 500 ? (e as Error).stack ?? (e as Error).message : err.message}`);
     return reply.fail(err);
   } finally {
@@ -429,7 +437,7 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
       pending.delete(m.id);
       if (m.type === "done") return p.resolve(m.outcome);
       if (m.cancelled && p.signal.aborted) return p.reject(p.signal.reason instanceof Error ? p.signal.reason : new Error("cancelled"));
-      p.reject(m.usage ? new UsageError(m.message) : new Error(m.message));
+      p.reject(errorOfKind(m.kind, m.message));
     });
     w.on("error", (e) => {
       if (!ready) return reject(e);
