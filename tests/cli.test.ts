@@ -108,6 +108,18 @@ test("ask --json reports answer, method, chunks kept with scores, timings and pe
   assert.ok(j.peakRssBytes > 10 * 2 ** 20);
 });
 
+test("ask --top-k, the deprecated name of --keep-chunks, keeps the same chunks", () => {
+  const context = "The grass is green. The sky is blue. ".repeat(40);
+  const kept = (flag: string) => {
+    const r = cli(["ask", "-m", model, "-q", "What colour is the sky?", flag, "3", "-n", "1", "--json"], context);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out).keptChunks.map((k: { index: number }) => k.index);
+  };
+  const byNewName = kept("--keep-chunks");
+  assert.equal(byNewName.length, 3);
+  assert.deepEqual(kept("--top-k"), byNewName);
+});
+
 test("ask says on stderr when the answer was cut at --max-tokens, and not when it ended", () => {
   const context = "The grass is green. The sky is blue. ".repeat(40);
   const cut = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-n", "2"], context);
@@ -134,7 +146,9 @@ test("bad input: one clear error line each", () => {
   expectError(["ask", "-m", model, "-q", "Q?", "-f", path.join(dir, "nope.txt")], /cannot open the context file .*nope\.txt: ENOENT/, 1);
   expectError(["ask", "-m", model, "-q", "Q?"], /not valid UTF-8/, 2, Buffer.from([0x41, 0xff, 0x42]));
   expectError(["ask", "-m", model, "-q", "Q?", "--method", "magic"], /--method.*magic.*Allowed choices/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?", "--keep-chunks", "0"], /--keep-chunks.*integer from 1/, 1);
   expectError(["ask", "-m", model, "-q", "Q?", "--top-k", "0"], /--top-k.*integer from 1/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?", "--keep-chunks", "2", "--top-k", "3"], /^parallelcomp: --keep-chunks 2 and --top-k 3 disagree: --top-k is the old name of --keep-chunks, give one$/m, 2, "ctx");
   expectError(["ask", "-m", model, "-q", "x".repeat(400)], /leave -?\d+ tokens of the 256-token window/, 2, "ctx");
   expectError(["inspect", path.join(dir, "missing.gguf")], /missing\.gguf: cannot open/, 1);
 });

@@ -37,7 +37,7 @@ test("one chunk with no eviction or calibration gives exactly plain generation",
 
 test("query positions start at the longest kept chunk's length and the question sees only kept chunks", () => {
   const req = request(300);
-  const o = resolveOptions("default", { topK: 2, maxTokens: 1, chunkTokens: 50 });
+  const o = resolveOptions("default", { keepChunks: 2, maxTokens: 1, chunkTokens: 50 });
   const r = parallelComp(model, req, o);
   assert.equal(r.nChunks, 6);
   // Rebuild stage 1 by hand: each kept chunk prefilled alone (as its own sequence), BOS dropped
@@ -98,18 +98,18 @@ test("the queue keeps the k lowest scores whatever the arrival order (ties to th
   }
 });
 
-test("stage 0 frees dropped chunks: the cache's peak is bounded by topK + maxParallelChunks chunks, whatever the input length", () => {
-  const o = resolveOptions("default", { topK: 2, chunkTokens: 40, maxParallelChunks: 2, maxTokens: 1 });
+test("stage 0 frees dropped chunks: the cache's peak is bounded by keepChunks + maxParallelChunks chunks, whatever the input length", () => {
+  const o = resolveOptions("default", { keepChunks: 2, chunkTokens: 40, maxParallelChunks: 2, maxTokens: 1 });
   const short = parallelComp(model, request(400, 7), o);
   const long = parallelComp(model, request(2000, 7), o);
   assert.equal(long.nChunks, 50);
   assert.equal(long.peakCacheBytes, short.peakCacheBytes);
-  const kept = parallelComp(model, request(2000, 7), { ...o, topK: 50 });
+  const kept = parallelComp(model, request(2000, 7), { ...o, keepChunks: 50 });
   assert.ok(kept.peakCacheBytes > 5 * long.peakCacheBytes, "keeping every chunk should cost far more memory");
 });
 
 test("the kept chunks are the lowest-scoring ones, reported in document order", () => {
-  const r = parallelComp(model, request(500, 11), resolveOptions("default", { topK: 3, chunkTokens: 50, maxTokens: 1 }));
+  const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1 }));
   const best = r.scores.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);
   assert.deepEqual(r.kept.map((k) => k.index), best);
   r.kept.forEach((k) => assert.equal(k.score, r.scores[k.index]));
@@ -196,7 +196,7 @@ test("the paper's recipe scales by depth: 32 layers as written, 30 and 2 layers 
 });
 
 test("calibration runs inside a request and evicts in the recipe's layers only", () => {
-  const o = resolveOptions("calibrate", { topK: 2, chunkTokens: 50, maxTokens: 2 });
+  const o = resolveOptions("calibrate", { keepChunks: 2, chunkTokens: 50, maxTokens: 2 });
   const r = parallelComp(model, request(300, 17), { ...o, calibration: { ...o.calibration!, threshold: 0.02, regionTokens: 10 } });
   assert.ok(r.evictedByCalibration > 0, "a low threshold must evict something");
 });
@@ -213,10 +213,18 @@ test("chunking cuts on token boundaries, preferring the strongest boundary withi
   assert.deepEqual(chunkContext(ctx.slice(0, 250), 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
 });
 
-test("bad requests get clear errors: empty context or question, a question longer than the window, topK 0, unknown preset", () => {
+test("bad requests get clear errors: empty context or question, a question longer than the window, keepChunks 0, unknown preset", () => {
   assert.throws(() => parallelComp(model, { ...request(10), context: [] }, resolveOptions()), /context is empty/);
   assert.throws(() => parallelComp(model, { ...request(10), query: [] }, resolveOptions()), /question is empty/);
   assert.throws(() => chunkBudget(128, { ...request(10), query: randomTokens(200, 290, 1) }, 32), /leave -\d+ tokens of the 128-token window/);
-  assert.throws(() => resolveOptions("default", { topK: 0 }), /topK must be a positive integer/);
+  assert.throws(() => resolveOptions("default", { keepChunks: 0 }), /keepChunks must be a positive integer, got 0/);
   assert.throws(() => resolveOptions("fast"), /unknown preset "fast"/);
+});
+
+test("topK, the deprecated name of keepChunks, still sets it; an undefined override keeps the preset's value; the two names disagreeing is one error", () => {
+  assert.equal(resolveOptions("default", { topK: 5 }).keepChunks, 5);
+  assert.equal(resolveOptions("retrieval", { topK: 5, keepChunks: 5 }).keepChunks, 5);
+  assert.equal(resolveOptions("retrieval", { keepChunks: undefined, topK: undefined }).keepChunks, 2);
+  assert.throws(() => resolveOptions("default", { topK: 0 }), /keepChunks must be a positive integer, got 0/);
+  assert.throws(() => resolveOptions("default", { keepChunks: 2, topK: 3 }), /^UsageError: keepChunks 2 and topK 3 disagree: topK is the old name of keepChunks, give one$/);
 });

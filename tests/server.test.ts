@@ -10,7 +10,7 @@ import OpenAI from "openai";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
 import { startServer, StopScanner } from "../src/server/server.js";
-import { splitConversation } from "../src/server/requests.js";
+import { parseJob, splitConversation } from "../src/server/requests.js";
 import { makeSample } from "../src/eval/tasks.js";
 import { ask } from "../src/api.js";
 import { BackendError, UsageError, errorKind, errorOfKind } from "../src/errors.js";
@@ -76,12 +76,12 @@ test("a streamed chat completion over a long document equals the library's answe
   const stream = await client.chat.completions.create({
     model: "m", stream: true, max_tokens: 16,
     messages: [{ role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
-    parallelcomp: { answer_prefix: s.request.answerPrefix, instruction: s.request.instruction, top_k: 1 },
+    parallelcomp: { answer_prefix: s.request.answerPrefix, instruction: s.request.instruction, keep_chunks: 1 },
   } as any) as unknown as AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
   let text = "";
   let pieces = 0;
   for await (const c of stream) { text += c.choices[0]?.delta?.content ?? ""; pieces++; }
-  const direct = await ask(model, s.request, { topK: 1, maxTokens: 16 });
+  const direct = await ask(model, s.request, { keepChunks: 1, maxTokens: 16 });
   assert.ok(pieces > 3);
   assert.equal(text, direct.answer);
 });
@@ -97,7 +97,9 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], temperature: 7 }), 400, /'temperature' must be a number from 0 to 2/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], n: 3 }), 400, /'n'/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { method: "magic" } }), 400, /parallelcomp\.method/],
-    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /parallelcomp\.top_k|'top_k'/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 0 } }), 400, /'keep_chunks' must be an integer from 1 to 4096, got 0/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /'top_k' must be an integer from 1 to 4096, got 0/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 1, top_k: 2 } }), 400, /'parallelcomp\.keep_chunks' 1 and 'parallelcomp\.top_k' 2 disagree: 'parallelcomp\.top_k' is the old name/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(100) + "\n\n" + "why? ".repeat(200) }] }), 400, /window/],
     ["/v1/completions", JSON.stringify({ prompt: 42 }), 400, /'prompt' is required/],
     ["/v1/nothing", "{}", 404, /no route/],
@@ -151,6 +153,15 @@ test("stop strings end the answer before them, also across token boundaries", ()
   assert.equal(out[3].stopped, true);
   const none = new StopScanner([]);
   assert.deepEqual(none.push("abc"), { out: "abc", stopped: false });
+});
+
+test("parallelcomp.top_k, the deprecated name of keep_chunks, sets the chunks kept; the body's own top_k stays the sampler's", () => {
+  const messages = [{ role: "user", content: "hi" }];
+  const old = parseJob("chat", { messages, top_k: 7, parallelcomp: { top_k: 2 } });
+  assert.equal(old.override.keepChunks, 2);
+  assert.equal(old.sampling.topK, 7);
+  assert.equal(parseJob("chat", { messages, parallelcomp: { keep_chunks: 2, top_k: 2 } }).override.keepChunks, 2);
+  assert.equal(parseJob("chat", { messages, parallelcomp: { keep_chunks: 3 } }).override.keepChunks, 3);
 });
 
 test("the long-prompt split: the last paragraph of the last user message is the question", () => {

@@ -6,7 +6,7 @@ import { Option } from "commander";
 import { METHODS, type Method } from "../method/baselines.js";
 import { PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
-import { addBackendOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addKeepChunks, int, keepChunksOf, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
 import { UsageError } from "../errors.js";
@@ -58,7 +58,7 @@ function openOrThrow(file: string): number {
 }
 
 export function addAsk(program: Command) {
-  addBackendOptions(program.command("ask"))
+  addKeepChunks(addBackendOptions(program.command("ask")))
     .description("answer a question over a document longer than the model's window")
     .option("-m, --model <file>", "GGUF model (default: the bundled model)")
     .option("-f, --context-file <file>", "the document (default: standard input)")
@@ -67,7 +67,6 @@ export function addAsk(program: Command) {
     .option("-a, --answer-prefix <text>", "text the answer starts with, e.g. \"The pass key is\"", "")
     .addOption(new Option("--method <name>", "parallelcomp or a baseline").choices([...METHODS]).default("parallelcomp"))
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
-    .option("-k, --top-k <k>", "chunks kept", int(1, 4096))
     .option("--chunk-tokens <n>", "context tokens per chunk (default: what the window leaves)", int(16))
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
     .option("-n, --max-tokens <n>", "answer tokens", int(1, 4096), 32)
@@ -92,7 +91,7 @@ Examples:
         try {
           result = await ask(model, request, {
             method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
-            topK: o.topK, chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel,
+            keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel,
             onProgress: (p) => bar.update(p),
             onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
           });

@@ -1,6 +1,6 @@
 // ParallelComp over token ids (../shared/method.md). Stage 0: chunks are prefilled in batches,
 // each its own sequence with local positions 0..L-1 followed by the query; each is scored by the
-// query's mean negative log-likelihood; a bounded queue keeps the topK most relevant and frees the
+// query's mean negative log-likelihood; a bounded queue keeps the `keepChunks` most relevant and frees the
 // others at once. Stage 1: the question, as a sequence that sees every kept chunk, is prefilled at
 // positions starting at the longest kept chunk's length, then the answer is decoded.
 // Everything goes through the engine interface (engine/engine.ts): batches with positions and
@@ -162,8 +162,8 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
   const layers = inside.length > 0 ? layerAccess(model, inside.join(" and ")) : undefined;
 
   // Sequence ids: chunks use slots 0..nSeqMax-2; the question uses the last id.
-  const nSeqMax = o.topK + o.maxParallelChunks + 1;
-  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
+  const nSeqMax = o.keepChunks + o.maxParallelChunks + 1;
+  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.keepChunks) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
   const run: Run = { model, req, o, hooks, cache, lc: layers?.config, chunkTokens, spans, prefix, m, scored, querySeq: nSeqMax - 1 };
   try {
     const t0 = now();
@@ -254,7 +254,7 @@ function scoreChunks(run: Run, group: InFlight[], logits: Float32Array): number[
 function keepTopChunks(run: Run, kept: SlottedChunk[], group: InFlight[], scores: number[], slots: ReturnType<typeof slotPool>): void {
   group.forEach((x, i) => {
     run.cache.seqRemove(x.slot, x.len);
-    offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score: scores[i], slot: x.slot }, run.o.topK, (dropped) => {
+    offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score: scores[i], slot: x.slot }, run.o.keepChunks, (dropped) => {
       run.cache.seqRemove(dropped.slot);
       slots.give(dropped.slot);
     });
