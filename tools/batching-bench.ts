@@ -12,7 +12,7 @@ import { parallelComp } from "../src/method/parallelcomp.js";
 import { resolveOptions } from "../src/method/options.js";
 import { writeRandomModel, SHAPES } from "../src/model/random-model.js";
 import { GgmlType } from "../src/gguf/types.js";
-import { rng } from "../src/generate/sampler.js";
+import { rng } from "../src/util/rng.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -9,7 +9,7 @@ import { loadEngine } from "../backends/index.js";
 import type { BackendChoice } from "../engine/engine.js";
 import { resolveOptions, PRESETS } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 import { benchModel, timeRuns, type BenchRow } from "./bench.js";
 import { longRun, randomRequest } from "./long.js";
