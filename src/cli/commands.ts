@@ -1,4 +1,4 @@
-// The engine's commands: generate, inspect, bench. Each prints text for people, or JSON with --json.
+// The engine's commands: generate, tokenize, inspect, bench. Each prints text for people, or JSON with --json.
 
 import * as fs from "node:fs";
 import type { Command } from "commander";
