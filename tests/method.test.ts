@@ -11,7 +11,7 @@ import { sequenceBatch } from "../src/engine/batch.js";
 import { KvCache } from "../src/engine/kv-cache.js";
 import { layerAttentionProbs, type AttentionProbs } from "../src/engine/attention-probs.js";
 import { parallelComp, offer, chunkBudget, type TokenRequest } from "../src/method/parallelcomp.js";
-import { resolveOptions, scaleLayers, PAPER_RECIPE } from "../src/method/options.js";
+import { resolveOptions, scaleLayers, PAPER_RECIPE, type CalibrationStep } from "../src/method/options.js";
 import { chunkContext } from "../src/method/chunking.js";
 import { snapKvKeep, applyKeep, maxPool } from "../src/method/eviction.js";
 import { calibrate } from "../src/method/calibration.js";
@@ -195,10 +195,69 @@ test("the paper's recipe scales by depth: 32 layers as written, 30 and 2 layers 
   assert.deepEqual(PAPER_RECIPE.map((s) => scaleLayers(s, 32, 2)), [[0, 0], [0, 0], [1, 1]]);
 });
 
-test("calibration runs inside a request and evicts in the recipe's layers only", () => {
-  const o = resolveOptions("calibrate", { keepChunks: 2, chunkTokens: 50, maxTokens: 2 });
-  const r = parallelComp(model, request(300, 17), { ...o, calibration: { ...o.calibration!, threshold: 0.02, regionTokens: 10 } });
-  assert.ok(r.evictedByCalibration > 0, "a low threshold must evict something");
+/**
+ * A calibrated request over 6 chunks of 50 tokens (2 kept), watched through `onAttention`: per layer
+ * of the question's prefill, the chunk keys calibration evicted and, for every chunk key, the
+ * attention of the last query row before calibration (per KV head, the largest over the query
+ * heads that share it: one of them above the threshold is enough to evict).
+ */
+function calibratedRun(recipe: CalibrationStep[], threshold: number, regionTokens: number) {
+  const o = resolveOptions("default", { keepChunks: 2, chunkTokens: 50, maxTokens: 2, calibration: { recipe, recipeDepth: 2, threshold, regionTokens, calibrationQueries: 1 } });
+  const c = model.config;
+  const group = c.nHeads / c.nKvHeads;
+  const layers = Array.from({ length: c.nLayers }, () => ({ attention: new Map<string, { pos: number; chunkLen: number; a: number }>(), evicted: [] as string[] }));
+  const keys = (cache: KvCache, l: number, querySeq: number) => {
+    const out: Array<{ key: string; h: number; r: number; seq: number; pos: number }> = [];
+    const L = cache.layers[l];
+    for (let h = 0; h < c.nKvHeads; h++) {
+      for (let r = 0; r < L.nRows[h]; r++) {
+        const cell = h * cache.cap + r;
+        if (L.rowSeq[cell] !== querySeq) out.push({ key: `head ${h} seq ${L.rowSeq[cell]} pos ${L.rowPos[cell]}`, h, r, seq: L.rowSeq[cell], pos: L.rowPos[cell] });
+      }
+    }
+    return out;
+  };
+  const r = parallelComp(model, request(300, 17), o, {
+    onAttention: (s) => {
+      if (s.stage !== 1) return;
+      const querySeq = s.questions[0].seq;
+      const at = layers[s.layer];
+      if (s.calibration === "before") {
+        const p = layerAttentionProbs(c, s.layer, s.q, s.batch, s.cache, [s.batch.n - 1]);
+        for (const k of keys(s.cache, s.layer, querySeq)) {
+          let a = 0;
+          for (let g = 0; g < group; g++) a = Math.max(a, p.probs[(k.h * group + g) * p.maxRows + k.r]);
+          at.attention.set(k.key, { pos: k.pos, chunkLen: s.questions[0].chunks.get(k.seq)!, a });
+        }
+      } else {
+        const left = new Set(keys(s.cache, s.layer, querySeq).map((k) => k.key));
+        at.evicted = [...at.attention.keys()].filter((k) => !left.has(k));
+      }
+    },
+  });
+  return { r, layers };
+}
+
+test("calibration inside a request evicts, in each recipe layer, exactly the keys of that layer's region above the threshold, and nothing elsewhere", () => {
+  const R = 10;
+  // One bias per layer (with two, the second sees the attention renormalised by the first's evictions):
+  // recency bias in layer 1, sink bias in layer 2 (1-indexed), regions measured inside each chunk.
+  const recipe: CalibrationStep[] = [{ layers: [1, 1], bias: "recent" }, { layers: [2, 2], bias: "sink" }];
+  const region = [(pos: number, len: number) => pos >= len - R && pos >= R, (pos: number) => pos < R];
+  const { r, layers } = calibratedRun(recipe, 0.02, R);
+  assert.deepEqual(layers.map((L) => L.evicted.length > 0), [true, true], "both recipe layers evict");
+  assert.equal(layers[0].evicted.length + layers[1].evicted.length, r.evictedByCalibration);
+  layers.forEach((L, l) => {
+    for (const [key, { pos, chunkLen, a }] of L.attention) {
+      const expected = region[l](pos, chunkLen) && a > 0.02;
+      assert.equal(L.evicted.includes(key), expected, `layer ${l + 1}, ${key}: attention ${a.toFixed(4)}`);
+    }
+  });
+  // A recipe of layer 2 alone leaves layer 1's keys as they were.
+  const only = calibratedRun([{ layers: [2, 2], bias: "sink" }], 0.02, R);
+  assert.deepEqual(only.layers[0].evicted, []);
+  assert.deepEqual(only.layers[1].evicted, layers[1].evicted);
+  assert.equal(only.r.evictedByCalibration, layers[1].evicted.length);
 });
 
 test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut, else a clause end or better within 35%", () => {
