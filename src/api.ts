@@ -5,7 +5,7 @@
 
 import type { Engine } from "./engine/engine.js";
 import { METHODS, runMethodAsync, type Method } from "./method/baselines.js";
-import { PRESETS, resolveOptions, type ParallelCompOptions } from "./method/options.js";
+import { PRESETS, resolveOptions, type OptionOverrides, type ParallelCompOptions } from "./method/options.js";
 import type { Progress } from "./method/parallelcomp.js";
 import { boundaryOf, tokenizeRequest, type TextRequest } from "./method/request.js";
 import { validateSampler, type SamplerOptions } from "./generate/sampler.js";
@@ -13,10 +13,10 @@ import { UsageError } from "./errors.js";
 
 export type AskRequest = TextRequest;
 
-export interface AskOptions extends Partial<ParallelCompOptions> {
+export interface AskOptions extends OptionOverrides {
   /** `parallelcomp` (default) or a baseline: full, truncate, pcw, streaming, ntk. */
   method?: Method;
-  /** Named options: default (topK 3), retrieval (topK 1), compress, calibrate. */
+  /** Named options: default (keepChunks 3), retrieval (keepChunks 2), compress, calibrate. */
   preset?: string;
   /** Sampling; greedy when absent or temperature 0. */
   sampling?: SamplerOptions;
@@ -61,7 +61,6 @@ function resolve(o: AskOptions): { method: Method; options: ParallelCompOptions 
   if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`unknown method "${method}" (known: ${METHODS.join(", ")})`);
   if (o.preset !== undefined && !(o.preset in PRESETS)) throw new UsageError(`unknown preset "${o.preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
   const { method: _m, preset, sampling, signal: _s, onProgress: _p, onText: _t, onTokenized: _k, ...overrides } = o;
-  for (const [k, v] of Object.entries(overrides)) if (v === undefined) delete (overrides as Record<string, unknown>)[k];
   if (sampling) validateSampler(sampling);
   return { method, options: resolveOptions(preset, overrides) };
 }

@@ -10,3 +10,15 @@ export class UsageError extends Error {
 export class BackendError extends Error {
   override name = "BackendError";
 }
+
+/** An error's type as a name, for crossing a thread: a structured clone keeps no class. */
+export type ErrorKind = "usage" | "backend" | "internal";
+
+export function errorKind(e: unknown): ErrorKind {
+  return e instanceof UsageError ? "usage" : e instanceof BackendError ? "backend" : "internal";
+}
+
+/** The error again, of its type, on the other side of the thread boundary. */
+export function errorOfKind(kind: ErrorKind, message: string): Error {
+  return kind === "usage" ? new UsageError(message) : kind === "backend" ? new BackendError(message) : new Error(message);
+}

@@ -227,7 +227,7 @@ test("on real passkey samples: shares sum to 1 per layer, the chunk count is as 
 test("observing attention leaves the run as it was: same scores and answer, also when the batch would be split into steps", () => {
   const small = loadModel(file, { kernels: "typescript", stepTokens: 64 });
   const req = request(5);
-  const o = resolveOptions("calibrate", { topK: 2, chunkTokens: 50, maxParallelChunks: 4, maxTokens: 4 });
+  const o = resolveOptions("calibrate", { keepChunks: 2, chunkTokens: 50, maxParallelChunks: 4, maxTokens: 4 });
   const plain = parallelComp(small, req, o);
   let steps = 0;
   const seen = parallelComp(small, req, o, { onAttention: () => { steps++; } });

@@ -44,11 +44,11 @@ test("truncate keeps the context's head and tail to fit the window, and is full 
   assert.deepEqual(runMethod("truncate", model, long, o).tokens, plain(long, [...long.context.slice(0, head), ...long.context.slice(1000 - (budget - head))]));
 });
 
-test("pcw keeps every chunk: parallelcomp with topK = number of chunks", () => {
+test("pcw keeps every chunk: parallelcomp with keepChunks = number of chunks", () => {
   const r = req(900, 5);
   const p = runMethod("pcw", model, r, { ...o, chunkTokens: 200 });
   assert.equal(p.kept.length, 5);
-  assert.deepEqual(p.tokens, parallelComp(model, r, { ...o, chunkTokens: 200, topK: 5 }).tokens);
+  assert.deepEqual(p.tokens, parallelComp(model, r, { ...o, chunkTokens: 200, keepChunks: 5 }).tokens);
 });
 
 test("streaming equals full while the input fits its window", () => {

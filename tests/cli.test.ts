@@ -1,5 +1,6 @@
 // The command line, driven as a user would: JSON fields, agreement with the library, one clear
-// error line (exit 1, no stack trace) for each kind of bad input.
+// error line (no stack trace) for each kind of bad input, exiting 2 for a UsageError (our checks
+// of a request) and 1 for anything else (an unreadable file, commander's own flag checks).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -23,9 +24,9 @@ function cli(args: string[], input?: string | Buffer) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-function expectError(args: string[], pattern: RegExp, input?: string | Buffer) {
+function expectError(args: string[], pattern: RegExp, code: 1 | 2, input?: string | Buffer) {
   const r = cli(args, input);
-  assert.notEqual(r.code, 0, `expected failure for ${args.join(" ")}`);
+  assert.equal(r.code, code, `exit code of ${args.join(" ")}: ${r.err}`);
   assert.match(r.err, pattern);
   assert.doesNotMatch(r.err, /\n\s+at /, "no stack trace");
 }
@@ -54,7 +55,7 @@ test("tokenize prints the ids as a JSON array; control-token text is parsed unle
   assert.deepEqual(JSON.parse(parsed.out), [97, 298, 98]); // byte ids; "<s>" is BOS (298) in this vocabulary
   const plain = cli(["tokenize", "-m", model, "--no-parse-special"], "a<s>b");
   assert.deepEqual(JSON.parse(plain.out), [97, 60, 115, 62, 98]);
-  expectError(["tokenize", "-m", model], /standard input is not valid UTF-8 text \(first bad byte at offset 1\)/, Buffer.from([0x41, 0xc3, 0x28]));
+  expectError(["tokenize", "-m", model], /standard input is not valid UTF-8 text \(first bad byte at offset 1\)/, 2, Buffer.from([0x41, 0xc3, 0x28]));
 });
 
 test("inspect --json describes the model", () => {
@@ -107,6 +108,18 @@ test("ask --json reports answer, method, chunks kept with scores, timings and pe
   assert.ok(j.peakRssBytes > 10 * 2 ** 20);
 });
 
+test("ask --top-k, the deprecated name of --keep-chunks, keeps the same chunks", () => {
+  const context = "The grass is green. The sky is blue. ".repeat(40);
+  const kept = (flag: string) => {
+    const r = cli(["ask", "-m", model, "-q", "What colour is the sky?", flag, "3", "-n", "1", "--json"], context);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out).keptChunks.map((k: { index: number }) => k.index);
+  };
+  const byNewName = kept("--keep-chunks");
+  assert.equal(byNewName.length, 3);
+  assert.deepEqual(kept("--top-k"), byNewName);
+});
+
 test("ask says on stderr when the answer was cut at --max-tokens, and not when it ended", () => {
   const context = "The grass is green. The sky is blue. ".repeat(40);
   const cut = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-n", "2"], context);
@@ -122,20 +135,22 @@ test("ask says on stderr when the answer was cut at --max-tokens, and not when i
 });
 
 test("bad input: one clear error line each", () => {
-  expectError(["generate", "-m", path.join(dir, "missing.gguf"), "-p", "x"], /^parallelcomp: missing\.gguf: cannot open/);
-  expectError(["generate", "-m", model, "-p", "x", "--prompt-tokens", "1"], /exactly one of --prompt and --prompt-tokens/);
-  expectError(["generate", "-m", model, "--prompt-tokens", "1,x"], /--prompt-tokens.*comma-separated integers/);
-  expectError(["generate", "-m", model, "--prompt-tokens", "1,5000"], /id 5000 is outside the vocabulary \[0, 300\)/);
-  expectError(["generate", "-m", model, "-p", "x", "-n", "-3"], /--max-tokens.*integer from 0/);
-  expectError(["generate", "-m", model, "-p", "x", "--temperature", "hot"], /--temperature.*number/);
-  expectError(["ask", "-m", model, "-q", "Q?"], /the context is empty/, "");
-  expectError(["ask", "-m", model, "-q", " "], /the question is empty/, "some text");
-  expectError(["ask", "-m", model, "-q", "Q?", "-f", path.join(dir, "nope.txt")], /cannot open the context file .*nope\.txt: ENOENT/);
-  expectError(["ask", "-m", model, "-q", "Q?"], /not valid UTF-8/, Buffer.from([0x41, 0xff, 0x42]));
-  expectError(["ask", "-m", model, "-q", "Q?", "--method", "magic"], /--method.*magic.*Allowed choices/);
-  expectError(["ask", "-m", model, "-q", "Q?", "--top-k", "0"], /--top-k.*integer from 1/);
-  expectError(["ask", "-m", model, "-q", "x".repeat(400)], /leave -?\d+ tokens of the 256-token window/, "ctx");
-  expectError(["inspect", path.join(dir, "missing.gguf")], /missing\.gguf: cannot open/);
+  expectError(["generate", "-m", path.join(dir, "missing.gguf"), "-p", "x"], /^parallelcomp: missing\.gguf: cannot open/, 1);
+  expectError(["generate", "-m", model, "-p", "x", "--prompt-tokens", "1"], /exactly one of --prompt and --prompt-tokens/, 2);
+  expectError(["generate", "-m", model, "--prompt-tokens", "1,x"], /--prompt-tokens.*comma-separated integers/, 1);
+  expectError(["generate", "-m", model, "--prompt-tokens", "1,5000"], /id 5000 is outside the vocabulary \[0, 300\)/, 2);
+  expectError(["generate", "-m", model, "-p", "x", "-n", "-3"], /--max-tokens.*integer from 0/, 1);
+  expectError(["generate", "-m", model, "-p", "x", "--temperature", "hot"], /--temperature.*number/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?"], /the context is empty/, 2, "");
+  expectError(["ask", "-m", model, "-q", " "], /the question is empty/, 2, "some text");
+  expectError(["ask", "-m", model, "-q", "Q?", "-f", path.join(dir, "nope.txt")], /cannot open the context file .*nope\.txt: ENOENT/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?"], /not valid UTF-8/, 2, Buffer.from([0x41, 0xff, 0x42]));
+  expectError(["ask", "-m", model, "-q", "Q?", "--method", "magic"], /--method.*magic.*Allowed choices/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?", "--keep-chunks", "0"], /--keep-chunks.*integer from 1/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?", "--top-k", "0"], /--top-k.*integer from 1/, 1);
+  expectError(["ask", "-m", model, "-q", "Q?", "--keep-chunks", "2", "--top-k", "3"], /^parallelcomp: --keep-chunks 2 and --top-k 3 disagree: --top-k is the old name of --keep-chunks, give one$/m, 2, "ctx");
+  expectError(["ask", "-m", model, "-q", "x".repeat(400)], /leave -?\d+ tokens of the 256-token window/, 2, "ctx");
+  expectError(["inspect", path.join(dir, "missing.gguf")], /missing\.gguf: cannot open/, 1);
 });
 
 test("a context over the 64 MiB limit is refused before it is tokenized", () => {
@@ -144,5 +159,5 @@ test("a context over the 64 MiB limit is refused before it is tokenized", () => 
   const block = Buffer.alloc(1 << 20, 0x61);
   for (let i = 0; i < 65; i++) fs.writeSync(fd, block);
   fs.closeSync(fd);
-  expectError(["ask", "-m", model, "-q", "Q?", "-f", big], /larger than 64 MiB/);
+  expectError(["ask", "-m", model, "-q", "Q?", "-f", big], /larger than 64 MiB/, 2);
 });

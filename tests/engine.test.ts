@@ -92,10 +92,10 @@ test("a sequence that sees two others attends exactly to their rows (and its own
   assert.deepEqual(seen, [0, 1, 2]);
 });
 
-test("cache verbs: remove a position range, keep rows per head, copy and move sequences", () => {
+test("cache verbs: remove a position range, keep one head's rows by (seq, pos), share a sequence, free", () => {
   const c = new KvCache(2, 2, 4, 8, 4);
   const T = 6;
-  const k = Float32Array.from({ length: T * 2 * 4 }, (_, i) => i);
+  const k = Float32Array.from({ length: T * 2 * 4 }, (_, i) => i); // token t, head h, dim d holds t*8 + h*4 + d
   const seq = Int32Array.from([0, 0, 0, 1, 1, 1]);
   const pos = Int32Array.from([0, 1, 2, 0, 1, 2]);
   c.reserve(T);
@@ -106,17 +106,21 @@ test("cache verbs: remove a position range, keep rows per head, copy and move se
   assert.deepEqual([...L.rowPos.subarray(0, 5)], [0, 2, 0, 1, 2]);
   // Key of (seq 0, pos 2), head 1, is token 2's head-1 slice: values 2*8+4 .. 2*8+7.
   assert.deepEqual([...L.k.subarray((1 * c.cap + 1) * 4, (1 * c.cap + 2) * 4)], [20, 21, 22, 23]);
-  c.keepRows(1, 0, [1, 3]);
-  assert.equal(c.rows(1, 0), 2);
+  // Eviction in layer 1, head 0 only: sequence 0's rows and (seq 1, pos 1) stay, in order, with their keys.
+  assert.equal(c.keepWhere(1, 0, (s, p) => s === 0 || p === 1), 2);
+  assert.equal(c.rows(1, 0), 3);
   assert.equal(c.rows(1, 1), 5);
-  assert.deepEqual([...c.layers[1].rowPos.subarray(0, 2)], [2, 1]);
-  assert.deepEqual([...c.layers[1].rowSeq.subarray(0, 2)], [0, 1]);
-  assert.throws(() => c.keepRows(1, 1, [3, 1]), /ascending/);
-  c.seqCopy(1, 4);
-  assert.equal(c.rows(0, 0), 8);
-  assert.equal(c.seqPosMax(4), 2);
-  c.seqMove(4, 6);
-  assert.equal(c.seqPosMax(4), -1);
-  assert.equal(c.seqPosMax(6), 2);
+  assert.equal(c.rows(0, 0), 5);
+  assert.deepEqual([...c.layers[1].rowSeq.subarray(0, 3)], [0, 0, 1]);
+  assert.deepEqual([...c.layers[1].rowPos.subarray(0, 3)], [0, 2, 1]);
+  assert.deepEqual([...c.layers[1].k.subarray(2 * 4, 3 * 4)], [32, 33, 34, 35]); // token 4, head 0
+  c.seqShare(1, 5); // sequence 5 sees 1's rows; 1 does not see 5's
+  assert.equal(c.visible[5 * 8 + 1], 1);
+  assert.equal(c.visible[1 * 8 + 5], 0);
+  assert.equal(c.seqPosMax(1), 2);
+  assert.equal(c.seqPosMax(5), -1);
   assert.throws(() => c.seqRemove(9), /outside/);
+  c.free();
+  assert.equal(c.usedBytes(), 0);
+  assert.equal(c.seqPosMax(0), -1);
 });

@@ -11,7 +11,7 @@
 // The addon must be built (npm run build:native): without it these tests fail, unless
 // PARALLELCOMP_NO_NATIVE=1 is set, in which case they are skipped.
 
-import { rng } from "../src/generate/sampler.js";
+import { rng } from "../src/util/rng.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 

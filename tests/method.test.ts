@@ -11,7 +11,7 @@ import { sequenceBatch } from "../src/engine/batch.js";
 import { KvCache } from "../src/engine/kv-cache.js";
 import { layerAttentionProbs, type AttentionProbs } from "../src/engine/attention-probs.js";
 import { parallelComp, offer, chunkBudget, type TokenRequest } from "../src/method/parallelcomp.js";
-import { resolveOptions, scaleLayers, PAPER_RECIPE } from "../src/method/options.js";
+import { resolveOptions, scaleLayers, PAPER_RECIPE, type CalibrationStep } from "../src/method/options.js";
 import { chunkContext } from "../src/method/chunking.js";
 import { snapKvKeep, applyKeep, maxPool } from "../src/method/eviction.js";
 import { calibrate } from "../src/method/calibration.js";
@@ -37,7 +37,7 @@ test("one chunk with no eviction or calibration gives exactly plain generation",
 
 test("query positions start at the longest kept chunk's length and the question sees only kept chunks", () => {
   const req = request(300);
-  const o = resolveOptions("default", { topK: 2, maxTokens: 1, chunkTokens: 50 });
+  const o = resolveOptions("default", { keepChunks: 2, maxTokens: 1, chunkTokens: 50 });
   const r = parallelComp(model, req, o);
   assert.equal(r.nChunks, 6);
   // Rebuild stage 1 by hand: each kept chunk prefilled alone (as its own sequence), BOS dropped
@@ -98,18 +98,18 @@ test("the queue keeps the k lowest scores whatever the arrival order (ties to th
   }
 });
 
-test("stage 0 frees dropped chunks: the cache's peak is bounded by topK + maxParallelChunks chunks, whatever the input length", () => {
-  const o = resolveOptions("default", { topK: 2, chunkTokens: 40, maxParallelChunks: 2, maxTokens: 1 });
+test("stage 0 frees dropped chunks: the cache's peak is bounded by keepChunks + maxParallelChunks chunks, whatever the input length", () => {
+  const o = resolveOptions("default", { keepChunks: 2, chunkTokens: 40, maxParallelChunks: 2, maxTokens: 1 });
   const short = parallelComp(model, request(400, 7), o);
   const long = parallelComp(model, request(2000, 7), o);
   assert.equal(long.nChunks, 50);
   assert.equal(long.peakCacheBytes, short.peakCacheBytes);
-  const kept = parallelComp(model, request(2000, 7), { ...o, topK: 50 });
+  const kept = parallelComp(model, request(2000, 7), { ...o, keepChunks: 50 });
   assert.ok(kept.peakCacheBytes > 5 * long.peakCacheBytes, "keeping every chunk should cost far more memory");
 });
 
 test("the kept chunks are the lowest-scoring ones, reported in document order", () => {
-  const r = parallelComp(model, request(500, 11), resolveOptions("default", { topK: 3, chunkTokens: 50, maxTokens: 1 }));
+  const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1 }));
   const best = r.scores.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);
   assert.deepEqual(r.kept.map((k) => k.index), best);
   r.kept.forEach((k) => assert.equal(k.score, r.scores[k.index]));
@@ -195,10 +195,69 @@ test("the paper's recipe scales by depth: 32 layers as written, 30 and 2 layers 
   assert.deepEqual(PAPER_RECIPE.map((s) => scaleLayers(s, 32, 2)), [[0, 0], [0, 0], [1, 1]]);
 });
 
-test("calibration runs inside a request and evicts in the recipe's layers only", () => {
-  const o = resolveOptions("calibrate", { topK: 2, chunkTokens: 50, maxTokens: 2 });
-  const r = parallelComp(model, request(300, 17), { ...o, calibration: { ...o.calibration!, threshold: 0.02, regionTokens: 10 } });
-  assert.ok(r.evictedByCalibration > 0, "a low threshold must evict something");
+/**
+ * A calibrated request over 6 chunks of 50 tokens (2 kept), watched through `onAttention`: per layer
+ * of the question's prefill, the chunk keys calibration evicted and, for every chunk key, the
+ * attention of the last query row before calibration (per KV head, the largest over the query
+ * heads that share it: one of them above the threshold is enough to evict).
+ */
+function calibratedRun(recipe: CalibrationStep[], threshold: number, regionTokens: number) {
+  const o = resolveOptions("default", { keepChunks: 2, chunkTokens: 50, maxTokens: 2, calibration: { recipe, recipeDepth: 2, threshold, regionTokens, calibrationQueries: 1 } });
+  const c = model.config;
+  const group = c.nHeads / c.nKvHeads;
+  const layers = Array.from({ length: c.nLayers }, () => ({ attention: new Map<string, { pos: number; chunkLen: number; a: number }>(), evicted: [] as string[] }));
+  const keys = (cache: KvCache, l: number, querySeq: number) => {
+    const out: Array<{ key: string; h: number; r: number; seq: number; pos: number }> = [];
+    const L = cache.layers[l];
+    for (let h = 0; h < c.nKvHeads; h++) {
+      for (let r = 0; r < L.nRows[h]; r++) {
+        const cell = h * cache.cap + r;
+        if (L.rowSeq[cell] !== querySeq) out.push({ key: `head ${h} seq ${L.rowSeq[cell]} pos ${L.rowPos[cell]}`, h, r, seq: L.rowSeq[cell], pos: L.rowPos[cell] });
+      }
+    }
+    return out;
+  };
+  const r = parallelComp(model, request(300, 17), o, {
+    onAttention: (s) => {
+      if (s.stage !== 1) return;
+      const querySeq = s.questions[0].seq;
+      const at = layers[s.layer];
+      if (s.calibration === "before") {
+        const p = layerAttentionProbs(c, s.layer, s.q, s.batch, s.cache, [s.batch.n - 1]);
+        for (const k of keys(s.cache, s.layer, querySeq)) {
+          let a = 0;
+          for (let g = 0; g < group; g++) a = Math.max(a, p.probs[(k.h * group + g) * p.maxRows + k.r]);
+          at.attention.set(k.key, { pos: k.pos, chunkLen: s.questions[0].chunks.get(k.seq)!, a });
+        }
+      } else {
+        const left = new Set(keys(s.cache, s.layer, querySeq).map((k) => k.key));
+        at.evicted = [...at.attention.keys()].filter((k) => !left.has(k));
+      }
+    },
+  });
+  return { r, layers };
+}
+
+test("calibration inside a request evicts, in each recipe layer, exactly the keys of that layer's region above the threshold, and nothing elsewhere", () => {
+  const R = 10;
+  // One bias per layer (with two, the second sees the attention renormalised by the first's evictions):
+  // recency bias in layer 1, sink bias in layer 2 (1-indexed), regions measured inside each chunk.
+  const recipe: CalibrationStep[] = [{ layers: [1, 1], bias: "recent" }, { layers: [2, 2], bias: "sink" }];
+  const region = [(pos: number, len: number) => pos >= len - R && pos >= R, (pos: number) => pos < R];
+  const { r, layers } = calibratedRun(recipe, 0.02, R);
+  assert.deepEqual(layers.map((L) => L.evicted.length > 0), [true, true], "both recipe layers evict");
+  assert.equal(layers[0].evicted.length + layers[1].evicted.length, r.evictedByCalibration);
+  layers.forEach((L, l) => {
+    for (const [key, { pos, chunkLen, a }] of L.attention) {
+      const expected = region[l](pos, chunkLen) && a > 0.02;
+      assert.equal(L.evicted.includes(key), expected, `layer ${l + 1}, ${key}: attention ${a.toFixed(4)}`);
+    }
+  });
+  // A recipe of layer 2 alone leaves layer 1's keys as they were.
+  const only = calibratedRun([{ layers: [2, 2], bias: "sink" }], 0.02, R);
+  assert.deepEqual(only.layers[0].evicted, []);
+  assert.deepEqual(only.layers[1].evicted, layers[1].evicted);
+  assert.equal(only.r.evictedByCalibration, layers[1].evicted.length);
 });
 
 test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut, else a clause end or better within 35%", () => {
@@ -213,10 +272,18 @@ test("chunking cuts on token boundaries, preferring the strongest boundary withi
   assert.deepEqual(chunkContext(ctx.slice(0, 250), 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
 });
 
-test("bad requests get clear errors: empty context or question, a question longer than the window, topK 0, unknown preset", () => {
+test("bad requests get clear errors: empty context or question, a question longer than the window, keepChunks 0, unknown preset", () => {
   assert.throws(() => parallelComp(model, { ...request(10), context: [] }, resolveOptions()), /context is empty/);
   assert.throws(() => parallelComp(model, { ...request(10), query: [] }, resolveOptions()), /question is empty/);
   assert.throws(() => chunkBudget(128, { ...request(10), query: randomTokens(200, 290, 1) }, 32), /leave -\d+ tokens of the 128-token window/);
-  assert.throws(() => resolveOptions("default", { topK: 0 }), /topK must be a positive integer/);
+  assert.throws(() => resolveOptions("default", { keepChunks: 0 }), /keepChunks must be a positive integer, got 0/);
   assert.throws(() => resolveOptions("fast"), /unknown preset "fast"/);
+});
+
+test("topK, the deprecated name of keepChunks, still sets it; an undefined override keeps the preset's value; the two names disagreeing is one error", () => {
+  assert.equal(resolveOptions("default", { topK: 5 }).keepChunks, 5);
+  assert.equal(resolveOptions("retrieval", { topK: 5, keepChunks: 5 }).keepChunks, 5);
+  assert.equal(resolveOptions("retrieval", { keepChunks: undefined, topK: undefined }).keepChunks, 2);
+  assert.throws(() => resolveOptions("default", { topK: 0 }), /keepChunks must be a positive integer, got 0/);
+  assert.throws(() => resolveOptions("default", { keepChunks: 2, topK: 3 }), /^UsageError: keepChunks 2 and topK 3 disagree: topK is the old name of keepChunks, give one$/);
 });

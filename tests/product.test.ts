@@ -54,7 +54,7 @@ test("ask() answers as the synchronous method does, reporting progress up to eve
   assert.deepEqual(seen, [...seen].sort((a, b) => a - b), "progress only grows");
   assert.equal(seen.at(-1), r.nChunks);
   assert.equal(r.chunks.length, r.nChunks);
-  assert.equal(r.chunks.filter((c) => c.kept).length, resolveOptions("retrieval").topK);
+  assert.equal(r.chunks.filter((c) => c.kept).length, resolveOptions("retrieval").keepChunks);
   assert.equal(r.promptTokens, (req.bos === null ? 0 : 1) + req.header.length + req.context.length + req.query.length);
 });
 
@@ -107,7 +107,7 @@ test("askStream() yields the answer's text as it is generated; leaving the loop 
 test("bad options are refused before any work, naming the option", async () => {
   await assert.rejects(ask(model, sample.request, { method: "magic" as never }), /unknown method "magic"/);
   await assert.rejects(ask(model, sample.request, { preset: "fast" }), /unknown preset "fast"/);
-  await assert.rejects(ask(model, sample.request, { topK: 0 }), /topK must be a positive integer/);
+  await assert.rejects(ask(model, sample.request, { keepChunks: 0 }), /keepChunks must be a positive integer, got 0/);
   await assert.rejects(ask(model, sample.request, { sampling: { temperature: -1 } }), /temperature/);
   await assert.rejects(ask(model, { ...sample.request, question: " " }), /question is empty/);
 });
@@ -175,7 +175,7 @@ test("demo finds the pass key and says how", () => {
   assert.match(r.out, /\(right\)/);
   const bad = cli(["demo", "--depth", "2"]);
   assert.equal(bad.code, 1);
-  assert.match(bad.err, /--depth must be a number from 0 to 1/);
+  assert.match(bad.err, /'--depth <fraction>' argument '2' is invalid\. expected a number from 0 to 1/);
 });
 
 test("the README's library examples run as written and print what they say", () => {

@@ -6,7 +6,7 @@
 //    ctypes. Linux x64 only; skipped elsewhere.
 // Plus reference-free checks: hand-computed blocks, round-trip error bounds, API errors.
 
-import { rng } from "../src/generate/sampler.js";
+import { rng } from "../src/util/rng.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

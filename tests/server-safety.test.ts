@@ -85,9 +85,9 @@ test("limits: a run past --request-timeout gets 504, full above the quadratic li
     const full = await post(longChat(20_000, { parallelcomp: { method: "full" } }));
     assert.equal(full.status, 400);
     assert.match(full.body.error.message, /method "full" over \d+ tokens: .* up to 4096 tokens; use "parallelcomp"/);
-    const wide = await post(longChat(200_000, { parallelcomp: { parallel: 16, top_k: 16 } }));
+    const wide = await post(longChat(200_000, { parallelcomp: { parallel: 16, keep_chunks: 16 } }));
     assert.equal(wide.status, 400);
-    assert.match(wide.body.error.message, /parallel 16 \+ top_k 16 chunks .* need up to 32 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
+    assert.match(wide.body.error.message, /parallel 16 \+ keep_chunks 16 chunks .* need up to 32 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
     const ok = await post(longChat(20_000));
     assert.equal(ok.status, 200);
   } finally {
@@ -138,7 +138,7 @@ test("memory: after an 8 MB request `parallelcomp serve` is back within 10% of i
     const idle = rss();
     let peak = 0;
     const watch = setInterval(() => { peak = Math.max(peak, rss()); }, 100);
-    const r = await fetch(url + "/v1/chat/completions", { method: "POST", body: longChat(8 << 20, { parallelcomp: { top_k: 1 } }), headers: { "content-type": "application/json" } });
+    const r = await fetch(url + "/v1/chat/completions", { method: "POST", body: longChat(8 << 20, { parallelcomp: { keep_chunks: 1 } }), headers: { "content-type": "application/json" } });
     clearInterval(watch);
     assert.ok(r.status === 200 || r.status === 504, await r.text());
     await new Promise((res) => setTimeout(res, 2000)); // the engine thread is replaced after the request
@@ -245,6 +245,6 @@ test("control-token text typed by the user stays text unless --parse-special; br
 
 test("tokenize reads at most 64 MiB of standard input (like ask), then one error line", () => {
   const r = spawnSync(process.execPath, [BIN, "tokenize"], { input: Buffer.alloc(65 * 2 ** 20, 0x61), encoding: "utf8", maxBuffer: 1 << 20 });
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2); // a UsageError: the input is past the limit
   assert.equal(r.stderr.trim(), "parallelcomp: standard input is larger than 64 MiB");
 });

@@ -10,9 +10,10 @@ import OpenAI from "openai";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
 import { startServer, StopScanner } from "../src/server/server.js";
-import { splitConversation } from "../src/server/requests.js";
+import { parseJob, splitConversation } from "../src/server/requests.js";
 import { makeSample } from "../src/eval/tasks.js";
 import { ask } from "../src/api.js";
+import { BackendError, UsageError, errorKind, errorOfKind } from "../src/errors.js";
 
 const model = loadModel(); // the bundled model: a 512-token window
 const tok = model.tokenizer;
@@ -75,12 +76,12 @@ test("a streamed chat completion over a long document equals the library's answe
   const stream = await client.chat.completions.create({
     model: "m", stream: true, max_tokens: 16,
     messages: [{ role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
-    parallelcomp: { answer_prefix: s.request.answerPrefix, instruction: s.request.instruction, top_k: 1 },
+    parallelcomp: { answer_prefix: s.request.answerPrefix, instruction: s.request.instruction, keep_chunks: 1 },
   } as any) as unknown as AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
   let text = "";
   let pieces = 0;
   for await (const c of stream) { text += c.choices[0]?.delta?.content ?? ""; pieces++; }
-  const direct = await ask(model, s.request, { topK: 1, maxTokens: 16 });
+  const direct = await ask(model, s.request, { keepChunks: 1, maxTokens: 16 });
   assert.ok(pieces > 3);
   assert.equal(text, direct.answer);
 });
@@ -96,7 +97,9 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], temperature: 7 }), 400, /'temperature' must be a number from 0 to 2/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], n: 3 }), 400, /'n'/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { method: "magic" } }), 400, /parallelcomp\.method/],
-    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /parallelcomp\.top_k|'top_k'/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 0 } }), 400, /'keep_chunks' must be an integer from 1 to 4096, got 0/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /'top_k' must be an integer from 1 to 4096, got 0/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 1, top_k: 2 } }), 400, /'parallelcomp\.keep_chunks' 1 and 'parallelcomp\.top_k' 2 disagree: 'parallelcomp\.top_k' is the old name/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(100) + "\n\n" + "why? ".repeat(200) }] }), 400, /window/],
     ["/v1/completions", JSON.stringify({ prompt: 42 }), 400, /'prompt' is required/],
     ["/v1/nothing", "{}", 404, /no route/],
@@ -117,6 +120,32 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
   assert.equal((await client.models.list()).data.length, 1, "still up");
 });
 
+test("the status follows the error's type, never its text: UsageError 400, BackendError 500 with its message, any other 500 without it", async () => {
+  let thrown = new Error();
+  const failing = Object.create(model, { forward: { value: () => { throw thrown; } } });
+  const s = await startServer({ model: failing, port: 0 });
+  try {
+    // Each message reads like another kind, so a match on the text would give another status.
+    const cases: Array<[Error, number, string, string]> = [
+      [new UsageError("the device ran out of memory"), 400, "invalid_request_error", "the device ran out of memory"],
+      [new BackendError("invalid request: the prompt is too long"), 500, "server_error", "invalid request: the prompt is too long"],
+      [new Error("invalid request: 'max_tokens' must be a positive integer"), 500, "server_error", "internal error (see the server's log)"],
+    ];
+    for (const [e, status, type, message] of cases) {
+      thrown = e;
+      const r = await fetch(s.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "The sky is", max_tokens: 2 }), headers: { "content-type": "application/json" } });
+      assert.equal(r.status, status, `${e.name}: ${e.message}`);
+      assert.deepEqual(((await r.json()) as any).error, { message, type, param: null, code: null });
+      // From the engine thread the type crosses as its kind (worker.ts), and comes back the same.
+      const back = errorOfKind(errorKind(e), e.message);
+      assert.equal(back.constructor, e.constructor);
+      assert.equal(back.message, e.message);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
 test("stop strings end the answer before them, also across token boundaries", () => {
   const s = new StopScanner(["END"]);
   const out = ["ab", "cE", "N", "Dxyz"].map((p) => s.push(p));
@@ -124,6 +153,15 @@ test("stop strings end the answer before them, also across token boundaries", ()
   assert.equal(out[3].stopped, true);
   const none = new StopScanner([]);
   assert.deepEqual(none.push("abc"), { out: "abc", stopped: false });
+});
+
+test("parallelcomp.top_k, the deprecated name of keep_chunks, sets the chunks kept; the body's own top_k stays the sampler's", () => {
+  const messages = [{ role: "user", content: "hi" }];
+  const old = parseJob("chat", { messages, top_k: 7, parallelcomp: { top_k: 2 } });
+  assert.equal(old.override.keepChunks, 2);
+  assert.equal(old.sampling.topK, 7);
+  assert.equal(parseJob("chat", { messages, parallelcomp: { keep_chunks: 2, top_k: 2 } }).override.keepChunks, 2);
+  assert.equal(parseJob("chat", { messages, parallelcomp: { keep_chunks: 3 } }).override.keepChunks, 3);
 });
 
 test("the long-prompt split: the last paragraph of the last user message is the question", () => {

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { GgufFile } from "../src/gguf/reader.js";
 import { kv } from "../src/gguf/writer.js";
-import { rng } from "../src/generate/sampler.js";
+import { rng } from "../src/util/rng.js";
 
 const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
 export const FUZZ_LIMITS = { seconds: 30, rssBytes: 2 * 2 ** 30 };

@@ -18,7 +18,7 @@ import { writeRandomModel } from "../src/model/random-model.js";
 import { loadModel } from "../src/model/model.js";
 import { parallelComp } from "../src/method/parallelcomp.js";
 import { resolveOptions } from "../src/method/options.js";
-import { rng } from "../src/generate/sampler.js";
+import { rng } from "../src/util/rng.js";
 
 const { values } = parseArgs({ options: { samples: { type: "string", default: "20" }, window: { type: "string", default: "128" }, chunk: { type: "string", default: "512" } } });
 const samples = Number(values.samples), window = Number(values.window), chunk = Number(values.chunk);

@@ -238,7 +238,7 @@ export class LlamaCppEngine implements Engine {
 
   newCache(opts: { nSeqMax?: number; capacity?: number; seqRows?: number } = {}): LlamaCppCache {
     const nSeqMax = opts.nSeqMax ?? 1;
-    if (nSeqMax > LLAMA_MAX_SEQ) throw new UsageError(`this run needs ${nSeqMax} sequences at once; llama.cpp holds at most ${LLAMA_MAX_SEQ} (lower topK or maxParallelChunks, or use --backend native)`);
+    if (nSeqMax > LLAMA_MAX_SEQ) throw new UsageError(`this run needs ${nSeqMax} sequences at once; llama.cpp holds at most ${LLAMA_MAX_SEQ} (lower keepChunks or maxParallelChunks, or use --backend native)`);
     const pad = (n: number) => Math.ceil(Math.max(n, 1) / 256) * 256; // llama.cpp pads to 256 cells
     const flash = { auto: -1, on: 1, off: 0 }[this.o.flashAttention];
     const context = (nCtx: number, unified: boolean) => {

@@ -11,7 +11,7 @@ import { GgmlType, typeName } from "../gguf/types.js";
 import { writeRandomModel, SHAPES } from "../model/random-model.js";
 import { loadModel } from "../model/model.js";
 import { generate } from "../generate/generate.js";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 
 export interface EngineBenchOptions {

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../model/model.js";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 import { resolveOptions } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
 import type { TokenRequest } from "../method/parallelcomp.js";

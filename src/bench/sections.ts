@@ -9,7 +9,7 @@ import { loadEngine } from "../backends/index.js";
 import type { BackendChoice } from "../engine/engine.js";
 import { resolveOptions, PRESETS } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 import { benchModel, timeRuns, type BenchRow } from "./bench.js";
 import { longRun, randomRequest } from "./long.js";
@@ -82,7 +82,7 @@ export async function longRows(o: { threads: number; long: number; small: number
     what: `peak RSS MiB ${o.big / 1024}K vs ${o.small / 1024}K`, ours: big.peakRssMiB, reference: small.peakRssMiB,
     referenceName: `parallelcomp at ${o.small / 1024}K`, ratio: big.peakRssMiB / small.peakRssMiB, target: { max: 1.5 },
   });
-  // The bound itself: topK kept chunks + maxParallelChunks in flight, each a window of KV; it is
+  // The bound itself: keepChunks kept chunks + maxParallelChunks in flight, each a window of KV; it is
   // reached once the document has that many chunks, and from there memory stays flat.
   rows.push({
     what: `peak RSS MiB ${o.big / 1024}K vs ${o.long / 1024}K`, ours: big.peakRssMiB, reference: pc.peakRssMiB,
@@ -103,7 +103,7 @@ export function batchingRows(o: { threads: number; chunks: number; chunkTokens: 
     const run = (preset: string, over: Record<string, number>) => runMethod("parallelcomp", model, req, resolveOptions(preset, { chunkTokens: o.chunkTokens, maxTokens: 1, ...over }));
     const rate = (parallel: number) => {
       let bestRate = 0;
-      for (let i = 0; i < 2; i++) bestRate = Math.max(bestRate, req.context.length / run("default", { topK: 1, maxParallelChunks: parallel }).prefillSeconds);
+      for (let i = 0; i < 2; i++) bestRate = Math.max(bestRate, req.context.length / run("default", { keepChunks: 1, maxParallelChunks: parallel }).prefillSeconds);
       return bestRate;
     };
     const batched = rate(o.chunks);
@@ -113,8 +113,8 @@ export function batchingRows(o: { threads: number; chunks: number; chunkTokens: 
       ratio: batched / serial, target: null,
     };
     if (!model.layers) return [stage0]; // SnapKV compression needs the engine's layers
-    const plain = run("default", { topK: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
-    const compressed = run("compress", { topK: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
+    const plain = run("default", { keepChunks: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
+    const compressed = run("compress", { keepChunks: o.chunks, maxParallelChunks: o.chunks }).keptKvBytes / o.chunks;
     const budget = o.budgetMiB * 2 ** 20;
     const fit = (perChunk: number) => Math.floor(budget / perChunk);
     const capacity = PRESETS.compress.eviction.capacity;

@@ -6,9 +6,10 @@ import { Option } from "commander";
 import { METHODS, type Method } from "../method/baselines.js";
 import { PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
-import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
+import { UsageError } from "../errors.js";
 
 /** Largest context accepted: 64 MiB of text is ~16M tokens, far past any use of the method. */
 export const MAX_CONTEXT_BYTES = 64 * 1024 * 1024;
@@ -20,7 +21,7 @@ export function readContext(file: string | undefined): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new Error(`the context in ${where} is not valid UTF-8 text`);
+    throw new UsageError(`the context in ${where} is not valid UTF-8 text`);
   }
 }
 
@@ -41,7 +42,7 @@ export function readCapped(fd: number, what: string): Buffer {
     }
     if (n === 0) break;
     total += n;
-    if (total > MAX_CONTEXT_BYTES) throw new Error(`${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
+    if (total > MAX_CONTEXT_BYTES) throw new UsageError(`${where} is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB`);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   if (fd !== 0) fs.closeSync(fd);
@@ -57,15 +58,14 @@ function openOrThrow(file: string): number {
 }
 
 export function addAsk(program: Command) {
-  addModelOptions(addBackendOptions(program.command("ask"))
-    .description("answer a question over a document longer than the model's window"))
+  addKeepChunks(addModelOptions(addBackendOptions(program.command("ask"))
+    .description("answer a question over a document longer than the model's window")))
     .option("-f, --context-file <file>", "the document (default: standard input)")
     .requiredOption("-q, --question <text>", "the question")
     .option("-i, --instruction <text>", "instruction placed before the document", "")
     .option("-a, --answer-prefix <text>", "text the answer starts with, e.g. \"The pass key is\"", "")
     .addOption(new Option("--method <name>", "parallelcomp or a baseline").choices([...METHODS]).default("parallelcomp"))
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
-    .option("-k, --top-k <k>", "chunks kept", int(1, 4096))
     .option("--chunk-tokens <n>", "context tokens per chunk (default: what the window leaves)", int(16))
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
     .option("-n, --max-tokens <n>", "answer tokens", int(1, 4096), 32)
@@ -90,7 +90,7 @@ Examples:
         try {
           result = await ask(model, request, {
             method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
-            topK: o.topK, chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel,
+            keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel,
             onProgress: (p) => bar.update(p),
             onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
           });

@@ -1,4 +1,4 @@
-// The engine's commands: generate, inspect, bench. Each prints text for people, or JSON with --json.
+// The engine's commands: generate, tokenize, inspect, bench. Each prints text for people, or JSON with --json.
 
 import * as fs from "node:fs";
 import type { Command } from "commander";
@@ -17,6 +17,7 @@ import { SHAPES } from "../model/random-model.js";
 import { readCapped } from "./ask.js";
 import { addBackendOptions, addDownloadOptions, addModelOptions, int, intList, num, modelFile, openEngine } from "./options.js";
 import { defaultModelPath } from "../model/bundled.js";
+import { UsageError } from "../errors.js";
 
 const kernelsOption = () => new Option("--kernels <which>", "matmul/attention kernels").choices(["auto", "native", "typescript"]).default("auto");
 
@@ -38,13 +39,13 @@ Examples:
   parallelcomp generate -m model.gguf -p "Once upon a time" -n 32
   parallelcomp generate -m model.gguf --prompt-tokens 1,450,4996 --json`)
     .action(async (o) => {
-      if ((o.prompt === undefined) === (o.promptTokens === undefined)) throw new Error("give exactly one of --prompt and --prompt-tokens");
+      if ((o.prompt === undefined) === (o.promptTokens === undefined)) throw new UsageError("give exactly one of --prompt and --prompt-tokens");
       const model = await openEngine(o);
       try {
         const tok = loadTokenizer(model.gguf);
         const prompt: number[] = o.promptTokens ?? tok.encode(o.prompt);
         const bad = prompt.find((t) => t >= model.config.nVocab);
-        if (bad !== undefined) throw new Error(`--prompt-tokens: id ${bad} is outside the vocabulary [0, ${model.config.nVocab})`);
+        if (bad !== undefined) throw new UsageError(`--prompt-tokens: id ${bad} is outside the vocabulary [0, ${model.config.nVocab})`);
         const stream = !o.json ? tok.streamDecoder() : null;
         const r = generate(model, prompt, {
           maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
@@ -93,7 +94,7 @@ Example:
 function readStdinUtf8(): string {
   const bytes = readCapped(0, "standard input");
   const bad = firstInvalidUtf8(bytes);
-  if (bad < bytes.length) throw new Error(`standard input is not valid UTF-8 text (first bad byte at offset ${bad})`);
+  if (bad < bytes.length) throw new UsageError(`standard input is not valid UTF-8 text (first bad byte at offset ${bad})`);
   return bytes.toString("utf8");
 }
 
@@ -200,8 +201,8 @@ Examples:
     .action(async (o) => {
       const log = o.json ? () => {} : console.log;
       const sections = new Set<string>(o.sections);
-      if (o.rssTokens.length !== 2 || o.rssTokens[0] >= o.rssTokens[1]) throw new Error(`--rss-tokens wants two lengths, small first, got ${o.rssTokens.join(",")}`);
-      if (o.batch.length !== 2) throw new Error(`--batch wants chunks,tokens, got ${o.batch.join(",")}`);
+      if (o.rssTokens.length !== 2 || o.rssTokens[0] >= o.rssTokens[1]) throw new UsageError(`--rss-tokens wants two lengths, small first, got ${o.rssTokens.join(",")}`);
+      if (o.batch.length !== 2) throw new UsageError(`--batch wants chunks,tokens, got ${o.batch.join(",")}`);
       const rows: BenchRow[] = [];
       log(`bench: random-weight models of real shapes, ${o.threads} threads\n${BENCH_HEADER}`);
       if (sections.has("engine")) {

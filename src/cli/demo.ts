@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { ask } from "../api.js";
 import { makeSample, isCorrect, TASKS, type TaskName } from "../eval/tasks.js";
-import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addModelOptions, int, num, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { explainLines } from "./report.js";
 import { holdsAnswer } from "../eval/run.js";
@@ -15,7 +15,7 @@ export function addDemo(program: Command) {
     .description("find a pass key hidden in 128K tokens with the bundled model, and show how"))
     .addOption(new Option("--task <name>", "what is hidden").choices([...TASKS]).default("passkey"))
     .option("--length <tokens>", "document length in tokens", int(256, 16 << 20), 131072)
-    .option("--depth <fraction>", "where the needle sits, 0 (start) to 1 (end)", parseDepth, 0.62)
+    .option("--depth <fraction>", "where the needle sits, 0 (start) to 1 (end)", num(0, 1), 0.62)
     .option("--seed <s>", "sample seed", int(0, 2 ** 31), 7)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
     .addHelpText("after", `
@@ -57,10 +57,4 @@ Examples:
         model.close();
       }
     });
-}
-
-function parseDepth(v: string): number {
-  const x = Number(v);
-  if (!(x >= 0 && x <= 1)) throw new Error(`--depth must be a number from 0 to 1, got "${v}"`);
-  return x;
 }

@@ -8,17 +8,16 @@ import { PRESETS } from "../method/options.js";
 import { defaultModelPath } from "../model/bundled.js";
 import { runEval } from "../eval/run.js";
 import { TASKS, type TaskName } from "../eval/tasks.js";
-import { addBackendOptions, addModelOptions, int, openEngine } from "./options.js";
+import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, openEngine } from "./options.js";
 
 export function addEval(program: Command) {
-  addModelOptions(addBackendOptions(program.command("eval"))
-    .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length"))
+  addKeepChunks(addModelOptions(addBackendOptions(program.command("eval"))
+    .description("accuracy of a method on an InfiniteBench-style retrieval task at a given length")))
     .addOption(new Option("--task <name>", "task").choices([...TASKS]).default("passkey"))
     .requiredOption("--length <tokens>", "tokens per sample", int(64, 16 << 20))
     .option("--samples <n>", "samples, needle depths spread evenly from 0 to 1", int(1, 100000), 10)
     .addOption(new Option("--method <name>", "parallelcomp or a baseline").choices([...METHODS]).default("parallelcomp"))
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
-    .option("-k, --top-k <k>", "chunks kept", int(1, 4096))
     .option("--seed <s>", "sample seed", int(0, 2 ** 31), 1)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
     .option("--json", "print { task, length, method, samples, accuracy, chunkRecall, prefillTokensPerSecond, peakRssBytes }")
@@ -31,7 +30,7 @@ Example:
         const tok = loadTokenizer(model.gguf);
         const r = runEval(model, tok, {
           task: o.task as TaskName, length: o.length, samples: o.samples, method: o.method as Method, preset: o.preset, seed: o.seed,
-          overrides: o.topK !== undefined ? { topK: o.topK } : {},
+          overrides: { keepChunks: keepChunksOf(o) },
         }, o.json ? undefined : (s, i) => console.error(`sample ${i + 1}/${o.samples} depth ${s.depth.toFixed(2)}: ${s.correct ? "right" : "wrong"} (${JSON.stringify(s.answer)}, expected ${s.expected})${s.needleInKept === null ? "" : s.needleInKept ? ", needle chunk kept" : ", needle chunk dropped"}`));
         const { results, ...summary } = r;
         if (o.json) console.log(JSON.stringify({ ...summary, results }));

@@ -4,6 +4,7 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { BACKENDS, type Engine } from "../engine/engine.js";
 import { checkBackend, loadEngine, type EngineOptions } from "../backends/index.js";
+import { renamed } from "../method/options.js";
 import type { KernelChoice } from "../kernels/index.js";
 import { resolveModel } from "../download/model-ref.js";
 import { downloadReporter } from "./progress.js";
@@ -30,6 +31,18 @@ export function intList(min: number) {
     if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < min)) throw new InvalidArgumentError(`expected comma-separated integers >= ${min}, got "${value}"`);
     return parts.map(Number);
   };
+}
+
+/** `--keep-chunks`, and `--top-k`, its old name (top-k is the sampler's word: `generate --top-k`). */
+export function addKeepChunks(cmd: Command): Command {
+  return cmd
+    .option("-k, --keep-chunks <n>", "chunks kept for the answer (default: the preset's)", int(1, 4096))
+    .option("--top-k <n>", "deprecated: the old name of --keep-chunks", int(1, 4096));
+}
+
+/** The chunks kept that `addKeepChunks`'s options ask for, if any. */
+export function keepChunksOf(o: { keepChunks?: number; topK?: number }): number | undefined {
+  return renamed(o.keepChunks, o.topK, "--keep-chunks", "--top-k");
 }
 
 /** The backend options every command that runs a model takes (`--backend` and llama.cpp's knobs). */

@@ -17,13 +17,14 @@ export function addServe(program: Command) {
     .option("--allowed-host <name...>", "Host names accepted besides the bound address (and localhost on loopback)")
     .option("--request-timeout <seconds>", "stop a request running longer (504)", int(1, 86400), DEFAULT_REQUEST_TIMEOUT_SECONDS)
     .option("--quadratic-limit <tokens>", "refuse full, ntk and pcw above this many tokens (their cost grows with the square)", int(64), DEFAULT_JOB_LIMITS.quadraticTokens)
-    .option("--max-kv-mib <n>", "KV cache one request may hold: (parallel + top_k) windows; more get 400", int(1), DEFAULT_JOB_LIMITS.maxKvMiB)
+    .option("--max-kv-mib <n>", "KV cache one request may hold: (parallel + keep_chunks) windows; more get 400", int(1), DEFAULT_JOB_LIMITS.maxKvMiB)
     .option("--cors <origin...>", "web origins allowed to call the API (\"*\" for any); default none")
     .addHelpText("after", `
 A prompt longer than the model's window is answered with ParallelComp: the last paragraph of the
 last user message (after its last blank line) is the question, everything before it the context.
 A "parallelcomp" object in the request overrides the split and the options:
-  { "context", "question", "instruction", "answer_prefix", "method", "preset", "top_k", "chunk_tokens", "parallel" }
+  { "context", "question", "instruction", "answer_prefix", "method", "preset", "keep_chunks", "chunk_tokens", "parallel" }
+("top_k" there is the deprecated old name of "keep_chunks"; the body's own "top_k" is the sampler's.)
 
 Examples:
   parallelcomp serve --port 8080

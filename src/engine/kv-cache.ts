@@ -5,12 +5,13 @@
 // all query heads). Keys are stored after RoPE: removing rows never re-rotates anything.
 //
 // Verbs, after llama.cpp's llama-kv-cells (half-open position ranges [p0, p1)):
-//   seqRemove(seq, p0, p1)   drop a sequence's rows in a position range (all layers and heads)
-//   keepRows(l, h, rows)     keep only the given rows of one layer's KV head (eviction)
-//   seqCopy(src, dst)        duplicate a sequence's rows under another id
-//   seqMove(src, dst)        relabel a sequence's rows (merges src into dst)
-//   setVisible(q, k)         let sequence q attend to the rows of sequence k
-//   seqShare(src, dst)       the engine interface's name for setVisible(dst, src)
+//   seqRemove(seq, p0, p1)    drop a sequence's rows in a position range (all layers and heads)
+//   keepWhere(l, h, keep)     keep the rows of one layer's KV head that pass a (seq, pos) test
+//                             (SnapKV eviction, bias calibration)
+//   seqShift(seq, p0, p1, d)  move rows by d positions, re-rotating their keys (StreamingLLM only)
+//   setVisible(q, k)          let sequence q attend to the rows of sequence k
+//   seqShare(src, dst)        the engine interface's name for setVisible(dst, src)
+//   seqPosMax(seq), free()    the rest of the engine interface's SeqCache (engine/engine.ts)
 
 import type { CopyRows } from "../kernels/types.js";
 import { copyRowsReference } from "../kernels/reference.js";
@@ -88,11 +89,6 @@ export class KvCache {
     this.resize(Math.max(need, Math.ceil(this.cap * 1.5)));
   }
 
-  /** Releases unused capacity (after a sequence is removed, say). */
-  shrinkToFit(): void {
-    this.resize(Math.max(1, this.maxRows()));
-  }
-
   private resize(cap: number) {
     const hd = this.headDim;
     for (let l = 0; l < this.nLayers; l++) {
@@ -167,76 +163,10 @@ export class KvCache {
     return removed;
   }
 
-  /**
-   * Token eviction: keeps only rows `keep` (ascending row indices into the current rows of (l, h)).
-   * Kept rows keep their (seq, pos) and their already-rotated keys.
-   */
-  keepRows(l: number, h: number, keep: ArrayLike<number>): void {
-    const n = this.layers[l].nRows[h];
-    for (let i = 0; i < keep.length; i++) {
-      if (keep[i] < 0 || keep[i] >= n || (i > 0 && keep[i] <= keep[i - 1])) {
-        throw new Error(`keepRows(layer ${l}, head ${h}): rows must be ascending indices in [0, ${n}), got ${keep[i]} at ${i}`);
-      }
-    }
-    const base = h * this.cap;
-    let j = 0;
-    this.filterRows(l, h, (cell) => {
-      if (j < keep.length && keep[j] === cell - base) {
-        j++;
-        return true;
-      }
-      return false;
-    });
-  }
-
   /** Keeps the rows of (l, h) for which keep(seq, pos) is true, in order; returns how many went. */
   keepWhere(l: number, h: number, keep: (seq: number, pos: number) => boolean): number {
     const L = this.layers[l];
     return this.filterRows(l, h, (c) => keep(L.rowSeq[c], L.rowPos[c]));
-  }
-
-  /** Appends a copy of `src`'s rows labelled `dst` (all layers and heads). */
-  seqCopy(src: number, dst: number): void {
-    this.checkSeq(src);
-    this.checkSeq(dst);
-    let count = 0;
-    for (const L of this.layers) {
-      for (let h = 0; h < this.nKvHeads; h++) {
-        let c = 0;
-        for (let r = 0; r < L.nRows[h]; r++) if (L.rowSeq[h * this.cap + r] === src) c++;
-        count = Math.max(count, c);
-      }
-    }
-    this.reserve(count);
-    const hd = this.headDim;
-    for (const L of this.layers) {
-      for (let h = 0; h < this.nKvHeads; h++) {
-        const base = h * this.cap;
-        const n = L.nRows[h];
-        let w = n;
-        for (let r = 0; r < n; r++) {
-          const cell = base + r;
-          if (L.rowSeq[cell] !== src) continue;
-          const dstCell = base + w++;
-          L.k.copyWithin(dstCell * hd, cell * hd, (cell + 1) * hd);
-          L.v.copyWithin(dstCell * hd, cell * hd, (cell + 1) * hd);
-          L.rowSeq[dstCell] = dst;
-          L.rowPos[dstCell] = L.rowPos[cell];
-        }
-        L.nRows[h] = w;
-      }
-    }
-  }
-
-  /** Relabels `src`'s rows as `dst`: the two sequences become one. */
-  seqMove(src: number, dst: number): void {
-    this.checkSeq(src);
-    this.checkSeq(dst);
-    for (const L of this.layers) {
-      for (let h = 0; h < this.nKvHeads; h++) {
-        for (let r = 0; r < L.nRows[h]; r++) if (L.rowSeq[h * this.cap + r] === src) L.rowSeq[h * this.cap + r] = dst;
-      }
-    }
   }
 
   /**
@@ -284,12 +214,8 @@ export class KvCache {
     return m;
   }
 
-  clear(): void {
-    for (const L of this.layers) L.nRows.fill(0);
-  }
-
   /** The engine interface's end of a run: rows dropped; the buffers go with the cache object. */
   free(): void {
-    this.clear();
+    for (const L of this.layers) L.nRows.fill(0);
   }
 }

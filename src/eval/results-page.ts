@@ -209,7 +209,7 @@ export async function renderResultsPage(out: string): Promise<string[]> {
     written.push(path.join(out, name));
   };
   const count = (x: Cell["status"]) => f.cells.filter((c) => c.status === x).length;
-  const topK = resolveOptions(st.preset).topK;
+  const keepChunks = resolveOptions(st.preset).keepChunks;
   const depths = Array.from({ length: st.samples }, (_, i) => (st.samples === 1 ? 0.5 : i / (st.samples - 1)).toFixed(2));
   const bias = path.join(out, "attention-bias.md");
   const hasBias = fs.existsSync(bias);
@@ -225,7 +225,7 @@ export async function renderResultsPage(out: string): Promise<string[]> {
     "",
     table(["", ""], [
       ["model", `\`${f.model.file}\`${f.model.bundled ? " (bundled)" : ""}, sha256 \`${f.model.sha256.slice(0, 12)}\`, trained window ${f.model.nCtxTrain} tokens`],
-      ["preset", `\`${st.preset}\` (parallelcomp keeps the top ${topK} chunk${topK === 1 ? "" : "s"}; pcw keeps all)`],
+      ["preset", `\`${st.preset}\` (parallelcomp keeps the top ${keepChunks} chunk${keepChunks === 1 ? "" : "s"}; pcw keeps all)`],
       ["samples per cell", `${st.samples}, needle depths ${depths.join(", ")}`],
       ["seed", String(st.seed)],
       ["engine", st.backend ? `${st.backend} (\`--backend ${st.backend}\`; llama.cpp's defaults: F16 KV cache, flash attention auto)` : "native (ours)"],

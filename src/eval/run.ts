@@ -4,7 +4,7 @@
 import type { Engine } from "../engine/engine.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { runMethod, type Method } from "../method/baselines.js";
-import { resolveOptions, type ParallelCompOptions } from "../method/options.js";
+import { resolveOptions, type OptionOverrides } from "../method/options.js";
 import { boundaryOf, tokenizeRequest } from "../method/request.js";
 import { isCorrect, makeSample, type TaskName } from "./tasks.js";
 
@@ -15,7 +15,7 @@ export interface EvalOptions {
   method: Method;
   preset: string;
   seed: number;
-  overrides?: Partial<ParallelCompOptions>;
+  overrides?: OptionOverrides;
 }
 
 export interface SampleResult {

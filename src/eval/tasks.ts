@@ -10,7 +10,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 import type { TextRequest } from "../method/request.js";
 
 export const TASKS = ["passkey", "number_string", "kv_retrieval", "needle", "needle_multikey"] as const;

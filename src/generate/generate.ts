@@ -34,8 +34,8 @@ export interface GenerateResult {
 
 const now = () => performance.now() / 1000;
 
-/** Prompt tokens per forward call: the native engine's step and llama.cpp's ubatch, so pieces change no result. */
-export const PREFILL_PIECE = 512;
+/** Prompt tokens per forward call: the native engine's step and llama.cpp's ubatch, so steps change no result. */
+export const PREFILL_STEP_TOKENS = 512;
 
 /** Generation run to the end at once. */
 export function generate(model: Engine, prompt: ArrayLike<number>, o: GenerateOptions = {}): GenerateResult {
@@ -66,11 +66,11 @@ function* decodeSteps(model: Engine, cache: SeqCache, prompt: ArrayLike<number>,
   let pos = o.pos0 ?? cache.seqPosMax(seq) + 1;
   // The prompt in pieces, with a step between them, so a long prefill can be stopped; an
   // observer that needs the whole prompt at once (calibration) gets it in one.
-  const piece = o.prefill?.oneStep ? prompt.length : PREFILL_PIECE;
+  const stepTokens = o.prefill?.oneStep ? prompt.length : PREFILL_STEP_TOKENS;
   let logits: Float32Array = new Float32Array(0);
-  for (let i = 0; i < prompt.length; i += piece) {
-    const last = i + piece >= prompt.length;
-    const part = Array.prototype.slice.call(prompt, i, i + piece) as number[];
+  for (let i = 0; i < prompt.length; i += stepTokens) {
+    const last = i + stepTokens >= prompt.length;
+    const part = Array.prototype.slice.call(prompt, i, i + stepTokens) as number[];
     logits = model.forward(cache, sequenceBatch(part, { seq, pos0: pos + i, logits: last ? "last" : "none" }), { ...o.forward, ...o.prefill });
     if (!last) {
       yield;

@@ -2,6 +2,7 @@
 // drawn with a seeded PRNG so runs are reproducible.
 
 import { UsageError } from "../errors.js";
+import { rng } from "../util/rng.js";
 
 export interface SamplerOptions {
   temperature?: number; // 0 = greedy (default)
@@ -10,17 +11,6 @@ export interface SamplerOptions {
   seed?: number;
 }
 
-/** mulberry32: small, fast, good enough for sampling; a fixed seed gives a fixed stream. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function argmax(x: Float32Array): number {
   let best = 0;

@@ -29,7 +29,7 @@ export interface CalibrationOptions {
 }
 
 export interface ParallelCompOptions {
-  topK: number; // chunks kept (default 3; the paper uses 1 for pure retrieval, our `retrieval` preset 2)
+  keepChunks: number; // chunks kept for the answer (default 3; the paper uses 1 for pure retrieval, our `retrieval` preset 2)
   maxParallelChunks: number; // chunks prefilled in one batch: bounds memory (default 1, see DEFAULTS)
   /** Context tokens per chunk; default: the trained window less header, query and maxTokens. */
   chunkTokens?: number;
@@ -41,7 +41,7 @@ export interface ParallelCompOptions {
 }
 
 export const DEFAULTS: ParallelCompOptions = {
-  topK: 3,
+  keepChunks: 3,
   // One chunk per batch on a CPU: batching 8 chunks of 512 tokens ran at 0.95x the speed of one
   // at a time (`parallelcomp bench --sections batching`; a 512-token step already keeps the
   // matmuls at their peak rate), while every chunk in flight holds a window of KV: with 4, peak
@@ -66,20 +66,42 @@ export const PRESETS = {
   // its value in two chunks, and with only one kept the question sees half of it. On the bundled
   // model, 50 samples per length: number_string 88% / 92% / 90% at 16K / 64K / 128K with 1 chunk,
   // 100% at all three with 2; passkey 100% with either (models/README.md). One more window of KV.
-  retrieval: { topK: 2 },
+  retrieval: { keepChunks: 2 },
   compress: { eviction: { capacity: 0.5, window: 8, kernel: 7, gqa: "sum" } },
   calibrate: { calibration: { recipe: PAPER_RECIPE, recipeDepth: 32, threshold: 0.1, regionTokens: 100, calibrationQueries: 1 } },
 } satisfies Record<string, Partial<ParallelCompOptions>>;
 
 export type PresetName = keyof typeof PRESETS;
 
-export function resolveOptions(preset: string = "default", overrides: Partial<ParallelCompOptions> = {}): ParallelCompOptions {
+/** Options a caller sets over a preset; `topK` is the old name of `keepChunks`. */
+export interface OptionOverrides extends Partial<ParallelCompOptions> {
+  /** @deprecated The old name of `keepChunks` (top-k is the sampler's word); still accepted. */
+  topK?: number;
+}
+
+/**
+ * The value of an option that also has a deprecated old name: the new one, else the old one; both
+ * given with different values is an error naming both.
+ */
+export function renamed<T>(value: T | undefined, oldValue: T | undefined, name: string, oldName: string, fail = (message: string): Error => new UsageError(message)): T | undefined {
+  if (value !== undefined && oldValue !== undefined && value !== oldValue) {
+    throw fail(`${name} ${value} and ${oldName} ${oldValue} disagree: ${oldName} is the old name of ${name}, give one`);
+  }
+  return value ?? oldValue;
+}
+
+/** The preset's options with `overrides` over them (an undefined override keeps the preset's value), checked. */
+export function resolveOptions(preset: string = "default", overrides: OptionOverrides = {}): ParallelCompOptions {
   if (!(preset in PRESETS)) throw new UsageError(`unknown preset "${preset}" (known: ${Object.keys(PRESETS).join(", ")})`);
-  const o: ParallelCompOptions = { ...DEFAULTS, ...(PRESETS[preset as PresetName] as Partial<ParallelCompOptions>), ...overrides };
+  const { topK, ...given } = overrides;
+  const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<ParallelCompOptions>;
+  const keepChunks = renamed(set.keepChunks, topK, "keepChunks", "topK");
+  if (keepChunks !== undefined) set.keepChunks = keepChunks;
+  const o: ParallelCompOptions = { ...DEFAULTS, ...(PRESETS[preset as PresetName] as Partial<ParallelCompOptions>), ...set };
   const positiveInt = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`${name} must be a positive integer, got ${v}`);
   };
-  positiveInt("topK", o.topK);
+  positiveInt("keepChunks", o.keepChunks);
   positiveInt("maxParallelChunks", o.maxParallelChunks);
   if (o.chunkTokens !== undefined) positiveInt("chunkTokens", o.chunkTokens);
   if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new UsageError(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);

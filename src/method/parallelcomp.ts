@@ -1,6 +1,6 @@
 // ParallelComp over token ids (../shared/method.md). Stage 0: chunks are prefilled in batches,
 // each its own sequence with local positions 0..L-1 followed by the query; each is scored by the
-// query's mean negative log-likelihood; a bounded queue keeps the topK most relevant and frees the
+// query's mean negative log-likelihood; a bounded queue keeps the `keepChunks` most relevant and frees the
 // others at once. Stage 1: the question, as a sequence that sees every kept chunk, is prefilled at
 // positions starting at the longest kept chunk's length, then the answer is decoded.
 // Everything goes through the engine interface (engine/engine.ts): batches with positions and
@@ -105,7 +105,7 @@ export function chunkBudget(nCtxTrain: number, req: TokenRequest, maxTokens: num
   return budget;
 }
 
-/** Sequence ids: chunks use slots 0..nSeqMax-2; the question uses the last id. */
+/** The free chunk sequence ids among 0..n-1. */
 function slotPool(n: number) {
   const free = Array.from({ length: n }, (_, i) => n - 1 - i);
   return { take: () => free.pop()!, give: (s: number) => free.push(s) };
@@ -117,12 +117,41 @@ export function parallelComp(model: Engine, req: TokenRequest, o: ParallelCompOp
   return drain(parallelCompSteps(model, req, o, hooks));
 }
 
-/** ParallelComp as steps: it yields after every batch of chunks and every answer token. */
+/** What the steps of one run share. */
+interface Run {
+  model: Engine;
+  req: TokenRequest;
+  o: ParallelCompOptions;
+  hooks: RunHooks;
+  cache: SeqCache;
+  lc: ModelConfig | undefined; // the engine's layers, present when a step works inside attention
+  chunkTokens: number; // context tokens per chunk
+  spans: ChunkSpan[];
+  prefix: number[]; // [bos] header: the start of every chunk
+  m: number; // query tokens
+  scored: number; // the last `scored` query tokens count in a chunk's score
+  querySeq: number; // stage 1's sequence id
+}
+
+/** A chunk of stage 0's batch: its context span, document index, sequence id and rows before the query. */
+interface InFlight {
+  span: ChunkSpan;
+  index: number;
+  slot: number;
+  len: number; // [bos] header slice
+}
+
+type SlottedChunk = KeptChunk & { slot: number };
+
+/**
+ * ParallelComp as steps: it yields after every batch of chunks and every answer token.
+ * Stage 0 (`encodeChunks`, `scoreChunks`, `keepTopChunks`, SnapKV's `evictTokens`), then stage 1
+ * (`joinKeptChunks`, bias `calibration`, `decodeAnswer`).
+ */
 export function* parallelCompSteps(model: Engine, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks = {}): Generator<void, ParallelCompResult> {
   if (req.context.length === 0) throw new UsageError("the context is empty");
   if (req.query.length === 0) throw new UsageError("the question is empty");
-  const c = model.config;
-  const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
+  const chunkTokens = o.chunkTokens ?? chunkBudget(model.config.nCtxTrain, req, o.maxTokens);
   const spans = chunkContext(req.context, chunkTokens, hooks.boundary);
   const prefix = req.bos === null ? req.header : [req.bos, ...req.header];
   const m = req.query.length;
@@ -132,114 +161,161 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
   const inside = [o.eviction && "SnapKV eviction", o.calibration && "bias calibration", hooks.onAttention && "the attention analysis"].filter(Boolean);
   const layers = inside.length > 0 ? layerAccess(model, inside.join(" and ")) : undefined;
 
-  const nSeqMax = o.topK + o.maxParallelChunks + 1;
-  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.topK) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
+  // Sequence ids: chunks use slots 0..nSeqMax-2; the question uses the last id.
+  const nSeqMax = o.keepChunks + o.maxParallelChunks + 1;
+  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.keepChunks) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
+  const run: Run = { model, req, o, hooks, cache, lc: layers?.config, chunkTokens, spans, prefix, m, scored, querySeq: nSeqMax - 1 };
   try {
-    return yield* stages(model, layers?.config, cache, req, o, hooks, { chunkTokens, spans, prefix, m, scored, nSeqMax });
+    const t0 = now();
+    const stage0 = yield* selectChunks(run, slotPool(nSeqMax - 1));
+    const keptKvBytes = cache.usedBytes();
+    const inOrder = joinKeptChunks(run, stage0.kept);
+    const chunkLen = new Map(inOrder.map((k) => [k.slot, k.tokens]));
+    const calib = calibration(run, chunkLen);
+    const stage0Seconds = now() - t0;
+    const gen = yield* decodeAnswer(run, Math.max(...inOrder.map((k) => k.tokens)), stage1Observer(run, chunkLen, calib?.observer));
+    return {
+      tokens: gen.tokens,
+      nChunks: spans.length,
+      chunkTokens,
+      kept: inOrder.map(({ slot: _slot, ...k }) => k),
+      scores: stage0.scores,
+      spans,
+      prefillSeconds: stage0Seconds + gen.prefillSeconds,
+      decodeSeconds: gen.decodeSeconds,
+      peakCacheBytes: Math.max(stage0.peakCacheBytes, cache.bytes()),
+      keptKvBytes,
+      evictedByCalibration: calib?.evicted() ?? 0,
+    };
   } finally {
     cache.free();
   }
 }
 
-/** Stage 0 and stage 1 over a cache made for them (`parallelCompSteps` frees it). */
-function* stages(
-  model: Engine, lc: ModelConfig | undefined, cache: SeqCache, req: TokenRequest, o: ParallelCompOptions, hooks: RunHooks,
-  { chunkTokens, spans, prefix, m, scored, nSeqMax }: { chunkTokens: number; spans: ChunkSpan[]; prefix: number[]; m: number; scored: number; nSeqMax: number },
-): Generator<void, ParallelCompResult> {
-  const c = model.config;
-  const querySeq = nSeqMax - 1;
-  const slots = slotPool(nSeqMax - 1);
-  const kept: Array<KeptChunk & { slot: number }> = []; // sorted by (score, index): best first
+/**
+ * Stage 0: chunks stream through in batches of `maxParallelChunks`; each batch is encoded, scored
+ * and offered to the bounded queue, which frees the chunks it drops at once.
+ */
+function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<void, { kept: SlottedChunk[]; scores: number[]; peakCacheBytes: number }> {
+  const { o, spans, hooks } = run;
+  const kept: SlottedChunk[] = []; // sorted by (score, index): best first
   const scores: number[] = [];
-  let peak = 0;
-  const t0 = now();
-
+  let peakCacheBytes = 0;
   for (let g = 0; g < spans.length; g += o.maxParallelChunks) {
     if (hooks.signal?.aborted) throw abortError(hooks.signal);
-    const group = spans.slice(g, g + o.maxParallelChunks).map((span, i) => ({ span, index: g + i, slot: slots.take(), len: prefix.length + span.end - span.start }));
-    const batch = emptyBatch(group.reduce((a, x) => a + x.len + m, 0));
-    for (const x of group) {
-      const tokens = [...prefix, ...req.context.slice(x.span.start, x.span.end), ...req.query];
-      // Logits at row i predict token i+1: rows len-1 .. len+m-2 predict the query tokens.
-      tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
-    }
-    const evict = o.eviction ? evictionObserver(lc!, group, m, o) : undefined;
-    const tap = hooks.onAttention;
-    const observer: AttentionObserver | undefined = tap
-      ? (l, q, b, kvc) => {
-          tap({ stage: 0, calibration: "off", layer: l, q, batch: b, cache: kvc, questions: stage0Questions(group, m) });
-          evict?.(l, q, b, kvc);
-        }
-      : evict;
-    // Observers need all of a chunk's rows in one step.
-    const logits = model.forward(cache, batch, { observer, oneStep: observer !== undefined });
-    peak = Math.max(peak, cache.bytes());
-
-    group.forEach((x, i) => {
-      const score = meanNll(logits, i * scored, req.query.slice(m - scored), c.nVocab);
-      scores.push(score);
-      cache.seqRemove(x.slot, x.len); // only the chunk's own rows are kept
-      offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score, slot: x.slot }, o.topK, (dropped) => {
-        cache.seqRemove(dropped.slot);
-        slots.give(dropped.slot);
-      });
-    });
-    hooks.onProgress?.({ chunksDone: Math.min(spans.length, g + group.length), chunks: spans.length, tokensDone: spans[Math.min(spans.length, g + group.length) - 1].end, tokens: req.context.length });
+    const group = spans.slice(g, g + o.maxParallelChunks).map((span, i) => ({ span, index: g + i, slot: slots.take(), len: run.prefix.length + span.end - span.start }));
+    const logits = encodeChunks(run, group);
+    peakCacheBytes = Math.max(peakCacheBytes, run.cache.bytes());
+    const groupScores = scoreChunks(run, group, logits);
+    scores.push(...groupScores);
+    keepTopChunks(run, kept, group, groupScores, slots);
+    const done = g + group.length;
+    hooks.onProgress?.({ chunksDone: done, chunks: spans.length, tokensDone: spans[done - 1].end, tokens: run.req.context.length });
     yield;
   }
+  return { kept, scores, peakCacheBytes };
+}
 
-  const keptKvBytes = cache.usedBytes();
-  // Stage 1: kept chunks in document order; only the first keeps its BOS row.
+/**
+ * Encodes a batch of chunks, each its own sequence at local positions 0..len-1 followed by the
+ * query; SnapKV (when on) trims each layer as it goes. Returns the logits of the scored query rows,
+ * `scored` rows per chunk in group order.
+ */
+function encodeChunks(run: Run, group: InFlight[]): Float32Array {
+  const { req, prefix, m, scored } = run;
+  const batch = emptyBatch(group.reduce((a, x) => a + x.len + m, 0));
+  for (const x of group) {
+    const tokens = [...prefix, ...req.context.slice(x.span.start, x.span.end), ...req.query];
+    // Logits at row i predict token i+1: rows len-1 .. len+m-2 predict the query tokens.
+    tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
+  }
+  const evict = run.o.eviction ? evictTokens(run.lc!, group, m, run.o) : undefined;
+  const tap = run.hooks.onAttention;
+  const observer: AttentionObserver | undefined = tap
+    ? (l, q, b, kvc) => {
+        tap({ stage: 0, calibration: "off", layer: l, q, batch: b, cache: kvc, questions: stage0Questions(group, m) });
+        evict?.(l, q, b, kvc);
+      }
+    : evict;
+  // Observers need all of a chunk's rows in one step.
+  return run.model.forward(run.cache, batch, { observer, oneStep: observer !== undefined });
+}
+
+/** Each chunk's score: the mean NLL of the scored query tokens given the chunk (lower = more relevant). */
+function scoreChunks(run: Run, group: InFlight[], logits: Float32Array): number[] {
+  const targets = run.req.query.slice(run.m - run.scored);
+  return group.map((_, i) => meanNll(logits, i * run.scored, targets, run.model.config.nVocab));
+}
+
+/**
+ * Offers each scored chunk to the bounded queue `kept`. A chunk keeps only its own rows (the query
+ * is encoded again in stage 1); one the queue drops leaves the cache and gives back its slot.
+ */
+function keepTopChunks(run: Run, kept: SlottedChunk[], group: InFlight[], scores: number[], slots: ReturnType<typeof slotPool>): void {
+  group.forEach((x, i) => {
+    run.cache.seqRemove(x.slot, x.len);
+    offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score: scores[i], slot: x.slot }, run.o.keepChunks, (dropped) => {
+      run.cache.seqRemove(dropped.slot);
+      slots.give(dropped.slot);
+    });
+  });
+}
+
+/** Stage 1's keys: the kept chunks in document order, shared with the question; only the first keeps its BOS row. */
+function joinKeptChunks(run: Run, kept: SlottedChunk[]): SlottedChunk[] {
   const inOrder = [...kept].sort((a, b) => a.index - b.index);
   inOrder.forEach((k, i) => {
-    if (i > 0 && req.bos !== null) cache.seqRemove(k.slot, 0, 1);
-    cache.seqShare(k.slot, querySeq);
+    if (i > 0 && run.req.bos !== null) run.cache.seqRemove(k.slot, 0, 1);
+    run.cache.seqShare(k.slot, run.querySeq);
   });
-  const pos0 = Math.max(...inOrder.map((k) => k.tokens));
-  const chunkLen = new Map(inOrder.map((k) => [k.slot, k.tokens]));
-  let evictedByCalibration = 0;
-  const calib: AttentionObserver | undefined = o.calibration
-    ? (l, q, b, kvc) => {
-        const cal = o.calibration!;
-        const steps = cal.recipe.filter((s) => { const [a, z] = scaleLayers(s, cal.recipeDepth, lc!.nLayers); return l >= a && l <= z; });
-        if (steps.length === 0) return false;
-        const rows = Array.from({ length: Math.min(cal.calibrationQueries, b.n) }, (_, i) => b.n - 1 - i);
-        let n = 0;
-        for (const s of steps) n += calibrate(layerAttentionProbs(lc!, l, q, b, kvc, rows), kvc, l, lc!.nHeads, querySeq, chunkLen, s.bias, cal.threshold, cal.regionTokens);
-        evictedByCalibration += n;
-        return n > 0;
-      }
-    : undefined;
-  const tap = hooks.onAttention;
-  const stage1: AttentionObserver | undefined = tap
-    ? (l, q, b, kvc) => {
-        const step = { stage: 1 as const, layer: l, q, batch: b, cache: kvc, questions: [{ seq: querySeq, rows: Array.from({ length: b.n }, (_, i) => i), chunks: chunkLen }] };
-        if (!calib) return tap({ ...step, calibration: "off" });
-        tap({ ...step, calibration: "before" });
-        const changed = calib(l, q, b, kvc);
-        tap({ ...step, calibration: "after" });
-        return changed;
-      }
-    : calib;
-  const stage0 = now() - t0;
-  const gen = yield* generateSteps(model, req.query, {
-    ...hooks.sampler, maxTokens: o.maxTokens, cache, seq: querySeq, pos0, prefill: { observer: stage1, oneStep: true },
+  return inOrder;
+}
+
+/**
+ * Attention-bias calibration during the question's prefill: in the recipe's layers, the keys of
+ * the step's region that the last query rows attend to above the threshold leave that layer.
+ */
+function calibration(run: Run, chunkLen: ReadonlyMap<number, number>): { observer: AttentionObserver; evicted: () => number } | undefined {
+  const cal = run.o.calibration;
+  if (!cal) return undefined;
+  const lc = run.lc!;
+  let evicted = 0;
+  const observer: AttentionObserver = (l, q, b, kvc) => {
+    const steps = cal.recipe.filter((s) => { const [a, z] = scaleLayers(s, cal.recipeDepth, lc.nLayers); return l >= a && l <= z; });
+    if (steps.length === 0) return false;
+    const rows = Array.from({ length: Math.min(cal.calibrationQueries, b.n) }, (_, i) => b.n - 1 - i);
+    let n = 0;
+    for (const s of steps) n += calibrate(layerAttentionProbs(lc, l, q, b, kvc, rows), kvc, l, lc.nHeads, run.querySeq, chunkLen, s.bias, cal.threshold, cal.regionTokens);
+    evicted += n;
+    return n > 0;
+  };
+  return { observer, evicted: () => evicted };
+}
+
+/** The question's prefill observer: calibration, with the attention analysis around it when asked. */
+function stage1Observer(run: Run, chunkLen: ReadonlyMap<number, number>, calib: AttentionObserver | undefined): AttentionObserver | undefined {
+  const tap = run.hooks.onAttention;
+  if (!tap) return calib;
+  return (l, q, b, kvc) => {
+    const step = { stage: 1 as const, layer: l, q, batch: b, cache: kvc, questions: [{ seq: run.querySeq, rows: Array.from({ length: b.n }, (_, i) => i), chunks: chunkLen }] };
+    if (!calib) return tap({ ...step, calibration: "off" });
+    tap({ ...step, calibration: "before" });
+    const changed = calib(l, q, b, kvc);
+    tap({ ...step, calibration: "after" });
+    return changed;
+  };
+}
+
+/**
+ * The question, as a sequence that sees every kept chunk, prefilled at positions from `pos0` (the
+ * longest kept chunk's length, so every position stays inside the trained window), then the answer.
+ */
+function decodeAnswer(run: Run, pos0: number, observer: AttentionObserver | undefined) {
+  const { hooks } = run;
+  return generateSteps(run.model, run.req.query, {
+    ...hooks.sampler, maxTokens: run.o.maxTokens, cache: run.cache, seq: run.querySeq, pos0, prefill: { observer, oneStep: true },
     stopTokens: hooks.stopTokens, onToken: hooks.onToken, signal: hooks.signal,
   });
-  peak = Math.max(peak, cache.bytes());
-  return {
-    tokens: gen.tokens,
-    nChunks: spans.length,
-    chunkTokens,
-    kept: inOrder.map(({ slot: _slot, ...k }) => k),
-    scores,
-    spans,
-    prefillSeconds: stage0 + gen.prefillSeconds,
-    decodeSeconds: gen.decodeSeconds,
-    peakCacheBytes: peak,
-    keptKvBytes,
-    evictedByCalibration,
-  };
 }
 
 /** Mean negative log-likelihood of `targets` from consecutive logit rows starting at `row0`. */
@@ -280,7 +356,7 @@ function stage0Questions(group: Array<{ slot: number; len: number }>, m: number)
 }
 
 /** SnapKV per chunk: observes each layer's window rows and trims that layer after the forward step. */
-function evictionObserver(c: ModelConfig, group: Array<{ slot: number; len: number }>, m: number, o: ParallelCompOptions): AttentionObserver {
+function evictTokens(c: ModelConfig, group: Array<{ slot: number; len: number }>, m: number, o: ParallelCompOptions): AttentionObserver {
   const ev = o.eviction!;
   return (l, q, b, cache) => {
     // Batch rows of each chunk are contiguous: chunk i starts at the sum of earlier (len + m).

@@ -9,7 +9,7 @@ import type { GgufKv } from "../gguf/format.js";
 import { quantizeTensor } from "../tensor/quant.js";
 import { f32ToF16Bits } from "../tensor/f16.js";
 import { rowBytes } from "../gguf/types.js";
-import { rng } from "../generate/sampler.js";
+import { rng } from "../util/rng.js";
 
 export interface ModelShape {
   name: string;

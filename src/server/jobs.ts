@@ -15,7 +15,7 @@ import { splitConversation, type Job } from "./requests.js";
 export interface JobLimits {
   /** full, ntk and pcw cost grows with the square of the input: refused above this many tokens. */
   quadraticTokens: number;
-  /** KV cache the chunks in flight and kept may take, in MiB (`parallel` + `top_k` windows). */
+  /** KV cache the chunks in flight and kept may take, in MiB (`parallel` + `keep_chunks` windows). */
   maxKvMiB: number;
 }
 
@@ -79,7 +79,7 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
   const split = { ...splitConversation(job.messages), ...definedOnly(job.override) };
   const method = job.override.method ?? "parallelcomp";
   const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix, parseSpecial: job.override.parseSpecial }, {
-    method: job.override.method, preset: job.override.preset, topK: job.override.topK, chunkTokens: job.override.chunkTokens,
+    method: job.override.method, preset: job.override.preset, keepChunks: job.override.keepChunks, chunkTokens: job.override.chunkTokens,
     maxParallelChunks: job.override.maxParallelChunks, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
     onTokenized: (n) => {
       onPrompt(n);
@@ -96,17 +96,17 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
 }
 
 /**
- * The KV cache a request will hold must fit --max-kv-mib: `parallel` chunks in flight plus `top_k`
- * kept, each a chunk (at most the trained window, or `chunk_tokens`), no more chunks than the
+ * The KV cache a request will hold must fit --max-kv-mib: `parallel` chunks in flight plus
+ * `keep_chunks` kept, each a chunk (at most the trained window, or `chunk_tokens`), no more chunks than the
  * document has.
  */
 function checkKv(model: Engine, job: Job, limits: JobLimits, promptTokens: number): void {
-  const o = resolveOptions(job.override.preset, definedOnly({ topK: job.override.topK, maxParallelChunks: job.override.maxParallelChunks }));
+  const o = resolveOptions(job.override.preset, { keepChunks: job.override.keepChunks, maxParallelChunks: job.override.maxParallelChunks });
   const chunk = Math.min(job.override.chunkTokens ?? model.config.nCtxTrain, promptTokens);
-  const held = Math.min(o.topK + o.maxParallelChunks, Math.ceil(promptTokens / chunk));
+  const held = Math.min(o.keepChunks + o.maxParallelChunks, Math.ceil(promptTokens / chunk));
   const mib = (held * chunk * model.config.kvBytesPerToken) / 2 ** 20;
   if (mib > limits.maxKvMiB) {
-    throw new UsageError(`parallel ${o.maxParallelChunks} + top_k ${o.topK} chunks of up to ${chunk} tokens need up to ${Math.ceil(mib)} MiB of KV cache; this server allows ${limits.maxKvMiB} MiB (--max-kv-mib): ask for fewer`);
+    throw new UsageError(`parallel ${o.maxParallelChunks} + keep_chunks ${o.keepChunks} chunks of up to ${chunk} tokens need up to ${Math.ceil(mib)} MiB of KV cache; this server allows ${limits.maxKvMiB} MiB (--max-kv-mib): ask for fewer`);
   }
 }
 

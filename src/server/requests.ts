@@ -5,14 +5,15 @@
 // window, the last paragraph of the last user message (after its last blank line) is the
 // question, and everything before it is the context that ParallelComp reads in chunks; system
 // messages become the instruction. `parallelcomp: { context, question, instruction,
-// answer_prefix, method, preset, top_k, chunk_tokens, parallel }` in the body overrides the split
-// and the method's options; `parse_special: true` lets control-token text in the request (`</s>`)
+// answer_prefix, method, preset, keep_chunks, chunk_tokens, parallel }` in the body overrides the
+// split and the method's options (`top_k` there is the deprecated old name of `keep_chunks`: the
+// body's own `top_k` is the sampler's); `parse_special: true` lets control-token text in the request (`</s>`)
 // be read as control tokens (by default it stays text).
 
 import type { ChatMessage } from "../tokenizer/chat.js";
 import type { AskOptions, AskRequest } from "../api.js";
 import { METHODS, type Method } from "../method/baselines.js";
-import { PRESETS } from "../method/options.js";
+import { PRESETS, renamed } from "../method/options.js";
 import type { SamplerOptions } from "../generate/sampler.js";
 
 export class HttpError extends Error {
@@ -35,7 +36,7 @@ export interface Job {
   messages: ChatMessage[];
   prompt: string | null; // completions: the raw prompt
   /** Split and options from the `parallelcomp` field, if any. */
-  override: Partial<AskRequest> & Pick<AskOptions, "method" | "preset" | "topK" | "chunkTokens" | "maxParallelChunks">;
+  override: Partial<AskRequest> & Pick<AskOptions, "method" | "preset" | "keepChunks" | "chunkTokens" | "maxParallelChunks">;
   forceSplit: boolean; // the override asked for ParallelComp even if the prompt fits
 }
 
@@ -142,7 +143,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
   if (pc !== undefined && pc !== null) {
     if (typeof pc !== "object" || Array.isArray(pc)) throw bad("parallelcomp", "'parallelcomp' must be an object");
     const o = pc as Body;
-    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "top_k", "chunk_tokens", "parallel", "parse_special"]);
+    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "keep_chunks", "top_k", "chunk_tokens", "parallel", "parse_special"]);
     for (const k of Object.keys(o)) if (!known.has(k)) throw bad(`parallelcomp.${k}`, `unknown field 'parallelcomp.${k}' (known: ${[...known].join(", ")})`);
     const w = "parallelcomp.";
     override.context = str(o, "context", w);
@@ -155,7 +156,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     const preset = str(o, "preset", w);
     if (preset !== undefined && !(preset in PRESETS)) throw bad("parallelcomp.preset", `'parallelcomp.preset' must be one of ${Object.keys(PRESETS).join(", ")}, got "${preset}"`);
     override.preset = preset;
-    override.topK = num(o, "top_k", 1, 4096, true);
+    override.keepChunks = renamed(num(o, "keep_chunks", 1, 4096, true), num(o, "top_k", 1, 4096, true), "'parallelcomp.keep_chunks'", "'parallelcomp.top_k'", (m) => bad("parallelcomp.keep_chunks", m));
     override.chunkTokens = num(o, "chunk_tokens", 16, 1 << 20, true);
     override.maxParallelChunks = num(o, "parallel", 1, 256, true);
     if (o.parse_special !== undefined && typeof o.parse_special !== "boolean") throw bad("parallelcomp.parse_special", "'parallelcomp.parse_special' must be true or false");

@@ -10,7 +10,7 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import type { Engine } from "../engine/engine.js";
 import type { EngineOptions } from "../backends/index.js";
-import { UsageError } from "../errors.js";
+import { BackendError, UsageError, errorOfKind } from "../errors.js";
 import { HttpError, parseBody, parseJob, type Job } from "./requests.js";
 import { collectGarbage } from "./gc.js";
 import { DEFAULT_JOB_LIMITS, runJob, type JobLimits, type JobOutcome } from "./jobs.js";
@@ -191,130 +191,188 @@ export function accessCheck(o: Pick<ServerOptions, "apiKey" | "allowedHosts" | "
   };
 }
 
+/** What the request handlers of one server share. */
+interface Served {
+  runner: Runner;
+  modelId: string;
+  queue: Queue;
+  access: ReturnType<typeof accessCheck>;
+  maxBody: number;
+  timeoutMs: number;
+  created: number; // the model card's creation time (the server's start)
+  log: (line: string) => void;
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log ?? (() => {});
   const limits: JobLimits = { ...DEFAULT_JOB_LIMITS, ...o.limits };
   const runner = "forward" in o.model ? inThread(o.model, limits) : await inWorker(o.model, limits, log);
-  const modelId = path.basename(runner.file).replace(/\.gguf$/i, "");
-  const queue = new Queue(o.maxQueue ?? 8);
-  const maxBody = o.maxBodyBytes ?? 64 * 1024 * 1024;
-  const timeoutMs = (o.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000;
-  const created = Math.floor(Date.now() / 1000);
-  const access = accessCheck(o, o.host ?? "127.0.0.1");
+  const served: Served = {
+    runner,
+    modelId: path.basename(runner.file).replace(/\.gguf$/i, ""),
+    queue: new Queue(o.maxQueue ?? 8),
+    access: accessCheck(o, o.host ?? "127.0.0.1"),
+    maxBody: o.maxBodyBytes ?? 64 * 1024 * 1024,
+    timeoutMs: (o.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000,
+    created: Math.floor(Date.now() / 1000),
+    log,
+  };
+  const server = http.createServer((req, res) => handle(served, req, res));
+  // A client that half-closes after its request (shutdown(SHUT_WR), `curl -T -`, some proxies)
+  // still gets its answer: node's http server otherwise drops the request when the client's side
+  // ends (httpAllowHalfOpen: read by node's socketOnEnd, not in its documented options).
+  (server as http.Server & { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
+  return listen(server, o, served);
+}
 
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    const route = url.pathname.replace(/\/+$/, "");
-    for (const [k, v] of Object.entries(access.corsHeaders(req))) res.setHeader(k, v);
-    try {
-      access.check(req, route);
-      if (req.method === "OPTIONS") {
-        if (!req.headers.origin) throw new HttpError(405, "OPTIONS is answered only as a CORS preflight (with an Origin header)");
-        res.writeHead(204, { "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600" });
-        return res.end();
-      }
-      if (route === "/v1/models" || route === "/v1/models/" + modelId) {
-        if (req.method !== "GET") throw new HttpError(405, `${req.method} is not allowed on ${route}: use GET`);
-        const card = { id: modelId, object: "model", created, owned_by: "parallelcomp", context_length: runner.nCtxTrain };
-        return sendJson(res, 200, route === "/v1/models" ? { object: "list", data: [card] } : card);
-      }
-      if (route === "/health") return sendJson(res, 200, { status: "ok", ...queue.load });
-      const kind = route === "/v1/chat/completions" ? "chat" : route === "/v1/completions" ? "completion" : null;
-      if (!kind) throw new HttpError(404, `no route ${route} (routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions)`, "not_found_error");
-      if (req.method !== "POST") throw new HttpError(405, `${req.method} is not allowed on ${route}: use POST`);
-      if (Number(req.headers["content-length"] ?? 0) > maxBody) throw new HttpError(413, `the request body is larger than ${maxBody} bytes`);
-      access.checkJson(req);
-      const job = parseJob(kind, parseBody(await readBody(req, maxBody)));
-      const abort = cancelOnClose(res);
-      const accepted = queue.offer(() => run(job, res, abort).finally(() => runner.afterRequest()), abort.signal);
-      if (!accepted) throw new HttpError(429, `the server is busy: ${queue.max} requests are already waiting; retry later`, "rate_limit_error");
-    } catch (e) {
-      if (e instanceof HttpError) return sendError(res, e);
-      log(`internal error: ${(e as Error).stack}`);
-      sendError(res, new HttpError(500, "internal error (see the server's log)", "server_error"));
-    }
+/** Routes one request: access checks, a CORS preflight, the model list, /health, or a completion to queue. */
+async function handle(s: Served, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://x");
+  const route = url.pathname.replace(/\/+$/, "");
+  for (const [k, v] of Object.entries(s.access.corsHeaders(req))) res.setHeader(k, v);
+  try {
+    s.access.check(req, route);
+    if (req.method === "OPTIONS") return preflight(req, res);
+    if (route === "/v1/models" || route === "/v1/models/" + s.modelId) return listModels(s, req, res, route);
+    if (route === "/health") return sendJson(res, 200, { status: "ok", ...s.queue.load });
+    enqueue(s, await readJob(s, req, route), res);
+  } catch (e) {
+    const err = httpError(e);
+    if (err.status === 500) s.log(`internal error: ${(e as Error).stack}`);
+    sendError(res, err);
+  }
+}
+
+/**
+ * The answer to a failed request: the error's type decides the status (errors.ts), never its text.
+ * A backend's message says what failed; any other error is a bug of ours, told in the log only.
+ */
+function httpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof UsageError) return new HttpError(400, e.message);
+  if (e instanceof BackendError) return new HttpError(500, e.message, "server_error");
+  return new HttpError(500, "internal error (see the server's log)", "server_error");
+}
+
+function preflight(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (!req.headers.origin) throw new HttpError(405, "OPTIONS is answered only as a CORS preflight (with an Origin header)");
+  res.writeHead(204, { "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600" });
+  res.end();
+}
+
+function listModels(s: Served, req: http.IncomingMessage, res: http.ServerResponse, route: string): void {
+  if (req.method !== "GET") throw new HttpError(405, `${req.method} is not allowed on ${route}: use GET`);
+  const card = { id: s.modelId, object: "model", created: s.created, owned_by: "parallelcomp", context_length: s.runner.nCtxTrain };
+  sendJson(res, 200, route === "/v1/models" ? { object: "list", data: [card] } : card);
+}
+
+/** A completion route's request, checked and parsed into the job it asks for. */
+async function readJob(s: Served, req: http.IncomingMessage, route: string): Promise<Job> {
+  const kind = route === "/v1/chat/completions" ? "chat" : route === "/v1/completions" ? "completion" : null;
+  if (!kind) throw new HttpError(404, `no route ${route} (routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions)`, "not_found_error");
+  if (req.method !== "POST") throw new HttpError(405, `${req.method} is not allowed on ${route}: use POST`);
+  if (Number(req.headers["content-length"] ?? 0) > s.maxBody) throw new HttpError(413, `the request body is larger than ${s.maxBody} bytes`);
+  s.access.checkJson(req);
+  return parseJob(kind, parseBody(await readBody(req, s.maxBody)));
+}
+
+/** Queues the job behind the running one (429 when the wait list is full); a client that leaves cancels it. */
+function enqueue(s: Served, job: Job, res: http.ServerResponse): void {
+  const abort = cancelOnClose(res);
+  const accepted = s.queue.offer(() => answer(s, job, res, abort).finally(() => s.runner.afterRequest()), abort.signal);
+  if (!accepted) throw new HttpError(429, `the server is busy: ${s.queue.max} requests are already waiting; retry later`, "rate_limit_error");
+}
+
+/** Runs the job under the request timeout and sends its answer, or its error. */
+async function answer(s: Served, job: Job, res: http.ServerResponse, abort: AbortController): Promise<void> {
+  const signal = abort.signal;
+  if (signal.aborted) return;
+  const id = (job.kind === "chat" ? "chatcmpl-" : "cmpl-") + randomUUID();
+  const t0 = performance.now();
+  const timer = setTimeout(() => abort.abort(new TimedOut(`the request ran past the server's limit of ${s.timeoutMs / 1000} s (--request-timeout)`)), s.timeoutMs);
+  const reply = replyWriter(job, id, s.modelId, res);
+  let out: JobOutcome;
+  try {
+    out = await s.runner.run(job, reply.onText, signal);
+  } catch (e) {
+    const timedOut = signal.reason instanceof TimedOut;
+    if (signal.aborted && !timedOut) { s.log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
+    const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error") : httpError(e);
+    s.log(`${id}: ${err.status} ${err.status === 500 ? (e as Error).stack ?? (e as Error).message : err.message}`);
+    return reply.fail(err);
+  } finally {
+    clearTimeout(timer);
+  }
+  s.log(`${id}: ${job.kind} ${out.promptTokens}+${out.completionTokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  reply.finish(out);
+}
+
+/**
+ * The answer in the client's shape: server-sent events as its text comes (`stream: true`), else
+ * one JSON body at the end; chat completions and text completions each in OpenAI's format.
+ */
+function replyWriter(job: Job, id: string, modelId: string, res: http.ServerResponse) {
+  let text = "";
+  let started = false;
+  const chunk = (piece: { content?: string; role?: string } | null, finish: string | null) => ({
+    id, object: job.kind === "chat" ? "chat.completion.chunk" : "text_completion", created: Math.floor(Date.now() / 1000), model: modelId,
+    choices: [job.kind === "chat"
+      ? { index: 0, delta: piece ?? {}, finish_reason: finish, logprobs: null }
+      : { index: 0, text: piece?.content ?? "", finish_reason: finish, logprobs: null }],
   });
-
-  async function run(job: Job, res: http.ServerResponse, abort: AbortController): Promise<void> {
-    const signal = abort.signal;
-    if (signal.aborted) return;
-    const id = (job.kind === "chat" ? "chatcmpl-" : "cmpl-") + randomUUID();
-    const t0 = performance.now();
-    const timer = setTimeout(() => abort.abort(new TimedOut(`the request ran past the server's limit of ${timeoutMs / 1000} s (--request-timeout)`)), timeoutMs);
-    let text = "";
-    let started = false;
-    const chunk = (piece: { content?: string; role?: string } | null, finish: string | null) => ({
-      id, object: job.kind === "chat" ? "chat.completion.chunk" : "text_completion", created: Math.floor(Date.now() / 1000), model: modelId,
-      choices: [job.kind === "chat"
-        ? { index: 0, delta: piece ?? {}, finish_reason: finish, logprobs: null }
-        : { index: 0, text: piece?.content ?? "", finish_reason: finish, logprobs: null }],
-    });
-    const startStream = () => {
-      if (started) return;
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      started = true;
-      if (job.kind === "chat") res.write(`data: ${JSON.stringify(chunk({ role: "assistant", content: "" }, null))}\n\n`);
-    };
-    const onText = (s: string) => {
+  const startStream = () => {
+    if (started) return;
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    started = true;
+    if (job.kind === "chat") res.write(`data: ${JSON.stringify(chunk({ role: "assistant", content: "" }, null))}\n\n`);
+  };
+  return {
+    onText(s: string): void {
       if (!s) return;
       text += s;
       if (!job.stream) return;
       startStream();
       res.write(`data: ${JSON.stringify(chunk({ content: s }, null))}\n\n`);
-    };
-
-    let out: JobOutcome;
-    try {
-      out = await runner.run(job, onText, signal);
-    } catch (e) {
-      const timedOut = signal.reason instanceof TimedOut;
-      if (signal.aborted && !timedOut) { log(`${id}: cancelled (${(signal.reason as Error)?.message ?? "aborted"})`); return; }
-      const err = timedOut ? new HttpError(504, (signal.reason as Error).message, "timeout_error")
-        : e instanceof HttpError ? e
-        : e instanceof UsageError ? new HttpError(400, (e as Error).message)
-        : new HttpError(500, "internal error (see the server's log)", "server_error");
-      log(`${id}: ${err.status} ${err.status === 500 ? (e as Error).stack ?? (e as Error).message : err.message}`);
+    },
+    /** The error as a status, or as an error event once a stream has begun. */
+    fail(err: HttpError): void {
       if (!started) return sendError(res, err);
       res.write(`data: ${JSON.stringify({ error: { message: err.message, type: err.type } })}\n\n`);
       res.end();
-      return;
-    } finally {
-      clearTimeout(timer);
-    }
-    const usage = { prompt_tokens: out.promptTokens, completion_tokens: out.completionTokens, total_tokens: out.promptTokens + out.completionTokens };
-    log(`${id}: ${job.kind} ${out.promptTokens}+${out.completionTokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    if (job.stream) {
-      startStream();
-      res.write(`data: ${JSON.stringify(chunk(null, out.finish))}\n\n`);
-      if (job.includeUsage) res.write(`data: ${JSON.stringify({ ...chunk(null, null), choices: [], usage })}\n\n`);
-      res.end("data: [DONE]\n\n");
-      return;
-    }
-    const choice = job.kind === "chat"
-      ? { index: 0, message: { role: "assistant", content: text }, finish_reason: out.finish, logprobs: null }
-      : { index: 0, text, finish_reason: out.finish, logprobs: null };
-    sendJson(res, 200, {
-      id, object: job.kind === "chat" ? "chat.completion" : "text_completion", created: Math.floor(Date.now() / 1000), model: modelId,
-      choices: [choice], usage, parallelcomp: out.details,
-    });
-  }
+    },
+    finish(out: JobOutcome): void {
+      const usage = { prompt_tokens: out.promptTokens, completion_tokens: out.completionTokens, total_tokens: out.promptTokens + out.completionTokens };
+      if (job.stream) {
+        startStream();
+        res.write(`data: ${JSON.stringify(chunk(null, out.finish))}\n\n`);
+        if (job.includeUsage) res.write(`data: ${JSON.stringify({ ...chunk(null, null), choices: [], usage })}\n\n`);
+        res.end("data: [DONE]\n\n");
+        return;
+      }
+      const choice = job.kind === "chat"
+        ? { index: 0, message: { role: "assistant", content: text }, finish_reason: out.finish, logprobs: null }
+        : { index: 0, text, finish_reason: out.finish, logprobs: null };
+      sendJson(res, 200, {
+        id, object: job.kind === "chat" ? "chat.completion" : "text_completion", created: Math.floor(Date.now() / 1000), model: modelId,
+        choices: [choice], usage, parallelcomp: out.details,
+      });
+    },
+  };
+}
 
-  // A client that half-closes after its request (shutdown(SHUT_WR), `curl -T -`, some proxies)
-  // still gets its answer: node's http server otherwise drops the request when the client's side
-  // ends (httpAllowHalfOpen: read by node's socketOnEnd, not in its documented options).
-  (server as http.Server & { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
-
+/** Starts listening; the running server's `close` ends its connections, then its engine. */
+function listen(server: http.Server, o: ServerOptions, s: Served): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
-    server.once("error", (e) => { void runner.close(); reject(e); });
+    server.once("error", (e) => { void s.runner.close(); reject(e); });
     server.listen(o.port ?? 8080, o.host ?? "127.0.0.1", () => {
       const a = server.address() as { address: string; port: number };
       const host = a.address.includes(":") ? `[${a.address}]` : a.address;
       resolve({
         url: `http://${host}:${a.port}`,
         server,
-        backend: runner.backend,
-        load: () => queue.load,
-        close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => { void runner.close().then(() => r()); }); }),
+        backend: s.runner.backend,
+        load: () => s.queue.load,
+        close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => { void s.runner.close().then(() => r()); }); }),
       });
     });
   });
@@ -379,7 +437,7 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
       pending.delete(m.id);
       if (m.type === "done") return p.resolve(m.outcome);
       if (m.cancelled && p.signal.aborted) return p.reject(p.signal.reason instanceof Error ? p.signal.reason : new Error("cancelled"));
-      p.reject(m.usage ? new UsageError(m.message) : new Error(m.message));
+      p.reject(errorOfKind(m.kind, m.message));
     });
     w.on("error", (e) => {
       if (!ready) return reject(e);

@@ -3,14 +3,14 @@
 // the event loop it froze the server for minutes. Messages (ids are the server's):
 //   in:  { type: "run", id, job }   { type: "cancel", id, reason }
 //   out: { type: "ready", file, nCtxTrain, backend }   { type: "text", id, s }
-//        { type: "done", id, outcome }   { type: "failed", id, usage, message }
+//        { type: "done", id, outcome }   { type: "failed", id, kind, cancelled, message }
 // A cancel is seen between steps of the run (a batch of chunks, a prefill piece, a token).
 
 import { parentPort, workerData } from "node:worker_threads";
 import { collectGarbage } from "./gc.js";
 import { loadEngine, type EngineOptions } from "../backends/index.js";
 import { runJob, type JobLimits } from "./jobs.js";
-import { UsageError } from "../errors.js";
+import { errorKind, type ErrorKind } from "../errors.js";
 import type { Job } from "./requests.js";
 
 export interface WorkerData {
@@ -24,7 +24,7 @@ export type FromWorker =
   | { type: "ready"; file: string; nCtxTrain: number; backend: { name: string; device: string; notice?: string } }
   | { type: "text"; id: string; s: string }
   | { type: "done"; id: string; outcome: Awaited<ReturnType<typeof runJob>> }
-  | { type: "failed"; id: string; usage: boolean; cancelled: boolean; message: string };
+  | { type: "failed"; id: string; kind: ErrorKind; cancelled: boolean; message: string };
 
 const port = parentPort!;
 const data = workerData as WorkerData;
@@ -43,7 +43,7 @@ port.on("message", (m: ToWorker) => {
   running.set(m.id, stop);
   runJob(model, m.job, data.limits, { onText: (s) => send({ type: "text", id: m.id, s }) }, stop.signal)
     .then((outcome) => send({ type: "done", id: m.id, outcome }))
-    .catch((e: Error) => send({ type: "failed", id: m.id, usage: e instanceof UsageError, cancelled: stop.signal.aborted, message: e.message }))
+    .catch((e: Error) => send({ type: "failed", id: m.id, kind: errorKind(e), cancelled: stop.signal.aborted, message: e.message }))
     .finally(() => {
       running.delete(m.id);
       collectGarbage(); // a long document's tokens and text go now, not at V8's leisure
