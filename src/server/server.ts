@@ -218,10 +218,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log,
   };
   const server = http.createServer((req, res) => handle(served, req, res));
-  // A client that half-closes after its request (shutdown(SHUT_WR), `curl -T -`, some proxies)
-  // still gets its answer: node's http server otherwise drops the request when the client's side
-  // ends (httpAllowHalfOpen: read by node's socketOnEnd, not in its documented options).
-  (server as http.Server & { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
+  // When the client's side of the connection ends, its request is cancelled (node's default). A
+  // client that aborts and one that only half-closes (shutdown(SHUT_WR)) look the same until the
+  // answer is written, and a run can take minutes: freeing the engine for the next request wins
+  // over the rare half-closing client (HTTP clients keep their side open while they wait).
   return listen(server, o, served);
 }
 
