@@ -220,3 +220,50 @@ test("unsupported architecture and a non-existent file", () => {
   expectError("arch.gguf", variant("arch.gguf", (m) => { m[m.findIndex(([k]) => k === "general.architecture")][1] = kv.str("mamba"); }), /general\.architecture is "mamba", supported: llama, qwen2/, true);
   assert.throws(() => GgufFile.open(path.join(dir, "nope.gguf")), /nope\.gguf: cannot open/);
 });
+
+test("mapped tensors: windows on 64 KiB boundaries, no longer than asked, bytes equal to reading; a tensor too big for a window is read", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "map.gguf");
+  writeRandomModel(file, "smollm2-135m", { type: GgmlType.Q8_0, shape: { nLayers: 2, nVocab: 2000 } });
+  const read = GgufFile.open(file);
+  const mapped = GgufFile.open(file);
+  const window = 1 << 20;
+  const calls: Array<[number, number]> = [];
+  const whole = new Uint8Array(fs.readFileSync(file));
+  mapped.useMapping((offset, length) => {
+    calls.push([offset, length]);
+    return whole.slice(offset, offset + length).buffer; // stands in for the native mapFile
+  }, window);
+  assert.ok(calls.length > 1, "several windows");
+  for (const [offset, length] of calls) assert.ok(offset % (1 << 16) === 0 && length <= window, `window [${offset}, +${length})`);
+  let viaMap = 0;
+  for (const [name, t] of read.tensors) {
+    const a = read.tensorData(name), b = mapped.tensorData(name);
+    assert.deepEqual(b, a, name);
+    if (t.nBytes + (1 << 16) <= window) {
+      assert.equal(b.buffer.byteLength <= window, true, `${name} is a view of a window`);
+      viaMap++;
+    }
+  }
+  const big = [...read.tensors].find(([, t]) => t.nBytes > window);
+  assert.ok(big, "the embedding is larger than a window");
+  assert.equal(mapped.tensorData(big[0]).buffer.byteLength, big[1].nBytes, "read into its own buffer");
+  assert.ok(viaMap > 10);
+  read.close();
+  mapped.close();
+});
+
+test("a model loaded with its file mapped (the default) gives the logits of one loaded by reading, and its weights are views of the mapping", { skip: process.env.PARALLELCOMP_NO_NATIVE === "1" && "no native addon" }, () => {
+  const dir = tempDir();
+  const file = path.join(dir, "mapped.gguf");
+  writeRandomModel(file, "smollm2-135m", { type: GgmlType.Q4_K, shape: { nLayers: 2, nVocab: 3000 } });
+  const a = loadModel(file, { kernels: "native" });
+  const b = loadModel(file, { kernels: "native", mmap: false });
+  const prompt = { tokens: Int32Array.from([5, 9, 100, 7]), pos: Int32Array.from([0, 1, 2, 3]), seqId: new Int32Array(4), wantLogits: Uint8Array.from([0, 0, 0, 1]), n: 4 };
+  assert.deepEqual(a.forward(a.newCache(), prompt), b.forward(b.newCache(), prompt));
+  const wq = a.weights.layers[0].wq.data;
+  assert.ok(wq.byteOffset > 0 && wq.buffer.byteLength > wq.byteLength, "wq is a view into a mapped window");
+  assert.equal(b.weights.layers[0].wq.data.buffer.byteLength, b.weights.layers[0].wq.data.byteLength, "read: its own buffer");
+  a.close();
+  b.close();
+});

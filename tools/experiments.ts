@@ -6,10 +6,11 @@
 //     The wrong answers of ParallelComp (retrieval preset, `eval`'s samples and seeds): which
 //     chunks hold the value, which one was kept, how the kept chunk begins, what was answered
 //     (the model card's "all 6 number_string misses at 16K are the needle's second half").
-//   node dist/tools/experiments.js perturb [type]
+//   node dist/tools/experiments.js perturb [type] [shape layers promptLength]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
-//     (2-layer SmolLM2-width random model, 64-token prompt): the floor for agreement with any
-//     other engine that sums in a different order, per weight type (GgmlType number).
+//     (default: 2-layer SmolLM2-width random model with a 1024-token vocabulary, 64-token prompt;
+//     with a shape, its real vocabulary): the floor for agreement with any other engine that sums
+//     in a different order, per weight type (GgmlType number).
 
 import * as os from "node:os";
 import * as path from "node:path";
@@ -65,11 +66,11 @@ function misses(task: TaskName, length: number, samples: number) {
   console.log(`${task} @ ${length}, ${samples} samples: ${wrong} wrong`);
 }
 
-function perturb(type: number) {
+function perturb(type: number, shape?: string, nLayers = 2, promptLength = 64) {
   const file = path.join(os.tmpdir(), `parallelcomp-perturb-${type}.gguf`);
-  writeRandomModel(file, "smollm2-135m", { type, seed: 7, shape: { nLayers: 2, nVocab: 1024 } });
+  writeRandomModel(file, shape ?? "smollm2-135m", { type, seed: 7, shape: shape ? { nLayers } : { nLayers: 2, nVocab: 1024 } });
   const model = loadModel(file);
-  const prompt = Array.from({ length: 64 }, (_, i) => (i * 37 + 5) % 1000);
+  const prompt = Array.from({ length: promptLength }, (_, i) => (i * 37 + 5) % 1000);
   const logProbs = (K?: Kernels) => {
     const base = model.kernels;
     if (K) (model as unknown as { kernels: Kernels }).kernels = K;
@@ -90,14 +91,14 @@ function perturb(type: number) {
   const b = logProbs(nudged);
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  console.log(`type ${type}: max |log-prob change| under a 1e-7 nudge of every matmul output: ${d.toExponential(2)}`);
+  console.log(`type ${type}${shape ? ` ${shape} ${nLayers} layers, ${promptLength} tokens` : ""}: max |log-prob change| under a 1e-7 nudge of every matmul output: ${d.toExponential(2)}`);
 }
 
 const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
-else if (what === "perturb") perturb(Number(arg ?? 8));
+else if (what === "perturb") perturb(Number(arg ?? 8), process.argv[4], Number(process.argv[5] ?? 2), Number(process.argv[6] ?? 64));
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType]");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType] [shape layers promptLength]");
   process.exit(2);
 }

@@ -88,6 +88,11 @@ class HeaderCursor {
   }
 }
 
+/** Mapped windows start on a multiple of this (the largest page size Linux uses, 64 KiB on some
+ *  ARM systems) and hold at most 2 GiB (Node caps one ArrayBuffer at 4 GiB). */
+export const MAP_ALIGN = 1 << 16;
+const MAP_WINDOW = 2 ** 31;
+
 export class GgufFile {
   readonly version: number;
   readonly kv = new Map<string, GgufKv>();
@@ -278,9 +283,45 @@ export class GgufFile {
     return t;
   }
 
-  /** Reads one tensor's raw bytes (off the JS heap, in a Buffer of exactly nBytes). */
+  /** Tensor name -> its bytes in a mapped window of the file (useMapping). */
+  private mapped = new Map<string, Uint8Array>();
+
+  /**
+   * Serves tensor data from mappings of the file: views, no copies, so processes that open the
+   * same file share its pages and the OS can reclaim them. `map(offset, length)` maps a window
+   * (offset a multiple of MAP_ALIGN, length at most MAP_WINDOW); tensors are grouped into windows,
+   * each tensor inside one. A tensor too big for any window is read as before.
+   */
+  useMapping(map: (offset: number, length: number) => ArrayBuffer, window = MAP_WINDOW): void {
+    if (this.fd === null) throw new GgufError(this.file, `file is closed`);
+    const size = fs.fstatSync(this.fd).size;
+    // Tensors past the end of a truncated file stay with the read path, which names them.
+    const sorted = [...this.tensors.entries()].filter(([, t]) => this.dataOffset + t.offset + t.nBytes <= size).sort((a, b) => a[1].offset - b[1].offset);
+    let i = 0;
+    while (i < sorted.length) {
+      const first = this.dataOffset + sorted[i][1].offset;
+      const start = first - (first % MAP_ALIGN);
+      let end = first + sorted[i][1].nBytes;
+      if (end - start > window) { i++; continue; } // read on demand
+      let j = i + 1;
+      while (j < sorted.length && this.dataOffset + sorted[j][1].offset + sorted[j][1].nBytes - start <= window) {
+        end = this.dataOffset + sorted[j][1].offset + sorted[j][1].nBytes;
+        j++;
+      }
+      const buf = map(start, end - start);
+      for (let k = i; k < j; k++) {
+        const [name, t] = sorted[k];
+        this.mapped.set(name, new Uint8Array(buf, this.dataOffset + t.offset - start, t.nBytes));
+      }
+      i = j;
+    }
+  }
+
+  /** One tensor's raw bytes: a view of a mapping (useMapping), else read into a buffer of exactly nBytes. */
   tensorData(name: string): Uint8Array {
     const t = this.tensor(name);
+    const view = this.mapped.get(name);
+    if (view) return view;
     if (this.fd === null) throw new GgufError(this.file, `file is closed`);
     // Allocate through an ArrayBuffer so the view starts at offset 0: Float32Array views need alignment.
     const data = new Uint8Array(new ArrayBuffer(t.nBytes));

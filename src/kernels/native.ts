@@ -31,6 +31,7 @@ interface NativeAddon {
   setIsa(name: string): string;
   info(): NativeInfo;
   trimMemory(): boolean;
+  mapFile(path: string, offset: number, length: number): ArrayBuffer;
 }
 
 export type NativeIsa = "avx512" | "avx2" | "scalar";
@@ -49,6 +50,9 @@ export interface NativeKernels extends Kernels {
   info(): NativeInfo;
   /** Returns the C heap's free pages to the OS (glibc's malloc_trim); true if any were. */
   trimMemory(): boolean;
+  /** Bytes [offset, offset + length) of a file (offset page-aligned, length at most 4 GiB) mapped
+   *  copy-on-write, every page mapped at once; unmapped when collected. */
+  mapFile(path: string, offset: number, length: number): ArrayBuffer;
   /** Restricts the instruction set (for tests and benchmarks); clamped to what the CPU has. */
   setIsa(isa: NativeIsa): NativeIsa;
   /** The benchmark's yardstick: y[T, nOut] = x . w^T with `lib`'s cblas_sgemm (dlopen'ed;
@@ -91,7 +95,7 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
     const addon = require(path) as NativeAddon;
     if (typeof addon.matmul !== "function" || typeof addon.attention !== "function") {
       cached = { error: `${path} is not the parallelcomp addon` };
-    } else if (typeof addon.copyRows !== "function" || typeof addon.trimMemory !== "function") {
+    } else if (typeof addon.copyRows !== "function" || typeof addon.trimMemory !== "function" || typeof addon.mapFile !== "function" || typeof addon.geglu !== "function") {
       cached = { error: `${path} was built from older sources; rebuild it: npm run build:native` };
     } else {
       cached = { kernels: wrap(addon) };
@@ -214,6 +218,7 @@ function wrap(addon: NativeAddon): NativeKernels {
     },
     info: () => addon.info(),
     trimMemory: () => addon.trimMemory(),
+    mapFile: (path, offset, length) => addon.mapFile(path, offset, length),
     blasSgemm: (lib, x, w, y, T, nOut, nIn, threads) => addon.blasSgemm(lib, x, w, y, T, nOut, nIn, threads),
     setIsa: (isa: NativeIsa) => addon.setIsa(isa) as NativeIsa,
   };

@@ -4,6 +4,7 @@ import { GgufFile } from "../gguf/reader.js";
 import { KvCache } from "../engine/kv-cache.js";
 import type { Batch } from "../engine/batch.js";
 import { selectKernels, type KernelChoice, type Kernels } from "../kernels/index.js";
+import type { NativeKernels } from "../kernels/native.js";
 import { readConfig, type ModelConfig } from "./config.js";
 import { forward, shiftKeys, Workspace, type ForwardOptions } from "./forward.js";
 import { loadWeights, type ModelWeights } from "./weights.js";
@@ -18,6 +19,9 @@ export interface LoadOptions {
   stepTokens?: number;
   /** The context the model runs in (Phi-3 picks its long or short RoPE factors by it); default the trained one. */
   ctxSize?: number;
+  /** Map the file instead of reading the weights into our own buffers (default true, with the
+   *  native addon): processes on one file share its pages, and the OS may reclaim them. */
+  mmap?: boolean;
 }
 
 /** Our own engine: the model's layers in TypeScript over the native (or TypeScript) kernels. */
@@ -78,8 +82,9 @@ export function loadModel(file?: string, opts: LoadOptions = {}): Model {
   const gguf = GgufFile.open(file);
   try {
     const config = readConfig(gguf, { ctxSize: opts.ctxSize });
-    const weights = loadWeights(gguf, config);
     const kernels = selectKernels(opts.kernels);
+    if (kernels.name === "native" && opts.mmap !== false) gguf.useMapping((offset, length) => (kernels as NativeKernels).mapFile(file, offset, length));
+    const weights = loadWeights(gguf, config);
     if (opts.threads !== undefined) {
       if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
       kernels.setThreads(opts.threads);
