@@ -2,6 +2,7 @@
 // softmax of q.k over keys captured from plain forward passes, regions from token indices), a
 // hand-built cache whose shares are known in closed form, and calibration's effect on its region.
 
+import { f16BitsToF32 } from "../src/tensor/f16.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -46,7 +47,8 @@ function capture(m: Model, cache: Cache, tokens: number[], seq: number, pos0: nu
       const k: Float32Array[] = [], s: Int32Array[] = [], p: Int32Array[] = [];
       for (let h = 0; h < kvc.nKvHeads; h++) {
         const n = L.nRows[h];
-        k.push(L.k.slice(h * kvc.cap * c.headDim, (h * kvc.cap + n) * c.headDim));
+        const keys = L.k.slice(h * kvc.cap * c.headDim, (h * kvc.cap + n) * c.headDim);
+        k.push(keys instanceof Uint16Array ? Float32Array.from(keys, f16BitsToF32) : keys); // an F16 cache: the values it holds
         s.push(L.rowSeq.slice(h * kvc.cap, h * kvc.cap + n));
         p.push(L.rowPos.slice(h * kvc.cap, h * kvc.cap + n));
       }

@@ -26,12 +26,12 @@ test("full is plain generation over the whole input", () => {
   assert.deepEqual(runMethod("full", model, r, o).tokens, plain(r));
 });
 
-test("full reports the KV it held: every prompt and answer row, K and V, in F32 (counted by hand)", () => {
+test("full reports the KV it held: every prompt and answer row, K and V, in F16 (counted by hand)", () => {
   const r = req(300, 5);
   const res = runMethod("full", model, r, o);
   const c = model.config;
   const rows = 1 + r.header.length + r.context.length + r.query.length + res.tokens.length - 1; // stopped at maxTokens: the last answer token is never fed back
-  assert.equal(res.keptKvBytes, rows * c.nLayers * c.nKvHeads * c.headDim * 2 * 4);
+  assert.equal(res.keptKvBytes, rows * c.nLayers * c.nKvHeads * c.headDim * 2 * 2);
   assert.ok(res.peakCacheBytes >= res.keptKvBytes);
 });
 

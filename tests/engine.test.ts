@@ -9,6 +9,7 @@ import { loadModel, type Model } from "../src/model/model.js";
 import { batchAdd, emptyBatch, sequenceBatch } from "../src/engine/batch.js";
 import { layerAttentionProbs } from "../src/engine/attention-probs.js";
 import { KvCache } from "../src/engine/kv-cache.js";
+import { f32ToF16Bits } from "../src/tensor/f16.js";
 import { randomTokens, tempDir } from "./support/tmp.js";
 
 const dir = tempDir();
@@ -44,7 +45,8 @@ test("three sequences with local positions in one batch give the logits of three
 });
 
 test("a batch split into several forward steps equals one step", () => {
-  const one = open().forward(new KvCache(3, 3, 64), sequenceBatch(chunks[2], { logits: "all" }));
+  const whole = open();
+  const one = whole.forward(whole.newCache(), sequenceBatch(chunks[2], { logits: "all" }));
   const m = open(7);
   const split = m.forward(m.newCache(), sequenceBatch(chunks[2], { logits: "all" }));
   assert.ok(maxAbsDiff(one, split) < 1e-5);
@@ -123,4 +125,23 @@ test("cache verbs: remove a position range, keep one head's rows by (seq, pos), 
   c.free();
   assert.equal(c.usedBytes(), 0);
   assert.equal(c.seqPosMax(0), -1);
+});
+
+test("the KV cache stores F16 by default (half the bytes of F32) and holds what an F32 cache holds, rounded to F16", () => {
+  const f16 = loadModel(file, { kernels: "typescript" });
+  const f32 = loadModel(file, { kernels: "typescript", kvType: "f32" });
+  const [a, b] = [f16.newCache(), f32.newCache()];
+  assert.equal(a.kvType, "f16");
+  assert.equal(a.bytes() * 2, b.bytes());
+  assert.equal(f16.config.kvBytesPerToken * 2, f32.config.kvBytesPerToken);
+  const la = f16.forward(a, sequenceBatch(chunks[0]));
+  const lb = f32.forward(b, sequenceBatch(chunks[0]));
+  assert.equal(a.usedBytes() * 2, b.usedBytes());
+  const k16 = a.layers[0].k as Uint16Array, k32 = b.layers[0].k as Float32Array; // layer 0: the same inputs
+  assert.ok(k16 instanceof Uint16Array && k32 instanceof Float32Array);
+  for (let i = 0; i < 40 * a.headDim; i++) assert.equal(k16[i], f32ToF16Bits(k32[i]), `key value ${i}`);
+  // the logits move by the rounding of K and V only
+  const d = maxAbsDiff(la, lb);
+  assert.ok(d > 0 && d < 0.05, `logits differ by ${d}`);
+  assert.throws(() => loadModel(file, { kvType: "f8" as never }), /kvType must be "f16" or "f32"/);
 });

@@ -267,3 +267,19 @@ test("a model loaded with its file mapped (the default) gives the logits of one 
   a.close();
   b.close();
 });
+
+test("writeRandomModel's Q4_K_M mix is llama-quantize's: Q6_K for the tied embedding and for attn_v / ffn_down in the layers use_more_bits picks, Q4_K elsewhere", () => {
+  const file = path.join(tempDir(), "q4km.gguf");
+  writeRandomModel(file, "llama3.2-1b", { mix: "Q4_K_M", shape: { nLayers: 16, dim: 256, nHeads: 4, nKvHeads: 2, nFf: 512, nVocab: 1000 } });
+  const g = GgufFile.open(file);
+  // 16 layers: l < 2, l >= 14, or (l - 2) % 3 == 2 (llama-quant.cpp's use_more_bits)
+  const more = [0, 1, 4, 7, 10, 13, 14, 15];
+  for (let l = 0; l < 16; l++) {
+    const want = more.includes(l) ? GgmlType.Q6_K : GgmlType.Q4_K;
+    assert.equal(g.tensor(`blk.${l}.attn_v.weight`).type, want, `layer ${l} attn_v`);
+    assert.equal(g.tensor(`blk.${l}.ffn_down.weight`).type, more.includes(l) ? GgmlType.Q6_K : GgmlType.Q4_K, `layer ${l} ffn_down`);
+    assert.equal(g.tensor(`blk.${l}.attn_q.weight`).type, GgmlType.Q4_K);
+  }
+  assert.equal(g.tensor("token_embd.weight").type, GgmlType.Q6_K, "tied: the embedding is the output");
+  g.close();
+});

@@ -20,6 +20,7 @@ import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/ke
 import { referenceKernels } from "../src/kernels/reference.js";
 import type { AttentionArgs, MatmulArgs } from "../src/kernels/types.js";
 import { quantizeTensor } from "../src/tensor/quant.js";
+import { f16BitsToF32, f32ToF16Bits } from "../src/tensor/f16.js";
 
 const SKIP = process.env.PARALLELCOMP_NO_NATIVE === "1" ? "PARALLELCOMP_NO_NATIVE=1" : false;
 const TOL = 1e-4;
@@ -406,7 +407,7 @@ test("a sliding window of W: the query sees exactly the last W positions (refere
   const rows = (x: Float32Array) => x.slice((40 - W) * 16, 40 * 16);
   const only = new Float32Array(32);
   referenceKernels.attention({
-    ...a, k: rows(a.k), v: rows(a.v), rowSeq: a.rowSeq.slice(40 - W), rowPos: a.rowPos.slice(40 - W), nRows: Int32Array.of(W), cap: W, out: only,
+    ...a, k: rows(a.k as Float32Array), v: rows(a.v as Float32Array), rowSeq: a.rowSeq.slice(40 - W), rowPos: a.rowPos.slice(40 - W), nRows: Int32Array.of(W), cap: W, out: only,
   });
   assertClose(windowed, only, 32, "window vs last W rows");
   const full = new Float32Array(32);
@@ -445,4 +446,44 @@ test("geglu: the reference is GELU (tanh form) to f16 precision; native equals i
     // x and the result each rounded to f16: a relative error of ~2^-11 on each, plus the slope
     assert.ok(Math.abs(want[i] - gelu * up[i]) <= 2e-3 * (Math.abs(gelu * up[i]) + Math.abs(x * up[i])) + 1e-6, `geglu(${x}) = ${want[i] / up[i]}, GELU ${gelu}`);
   }
+});
+
+test("attention over an F16 cache (Uint16Array K, V): native equals the reference on every ISA, and both equal F32 attention over the widened values", { skip: SKIP }, () => {
+  const k = native();
+  const rng = makeRng(9);
+  for (const [what, c, o] of [
+    ["causal prefill", { T: 120, nHeads: 8, nKvHeads: 2, headDim: 64, cap: 200, nSeqMax: 1 }, { causal: true, nRows: [180, 180] }],
+    ["several sequences", { T: 30, nHeads: 9, nKvHeads: 3, headDim: 64, cap: 140, nSeqMax: 4 }, {}],
+    ["decode over a long cache", { T: 1, nHeads: 8, nKvHeads: 2, headDim: 128, cap: 2100, nSeqMax: 1 }, { causal: true, nRows: [2000, 2000] }],
+    ["no SIMD path (headDim 20)", { T: 11, nHeads: 2, nKvHeads: 1, headDim: 20, cap: 50, nSeqMax: 3 }, {}],
+  ] as Array<[string, AttnCase, { causal?: boolean; nRows?: number[] }]>) {
+    const a = randomAttention(rng, c, o);
+    const bits = (x: Float32Array | Uint16Array) => Uint16Array.from(x as Float32Array, (v) => (Number.isNaN(v) ? 0x7e00 : f32ToF16Bits(v)));
+    const k16 = bits(a.k), v16 = bits(a.v);
+    const widened = { ...a, k: Float32Array.from(k16, f16BitsToF32), v: Float32Array.from(v16, f16BitsToF32) };
+    const n = a.T * a.nHeads * a.headDim;
+    const want = new Float32Array(n);
+    referenceKernels.attention({ ...widened, out: want });
+    const ref16 = new Float32Array(n);
+    referenceKernels.attention({ ...a, k: k16, v: v16, out: ref16 });
+    assertClose(ref16, want, n, `${what}: reference over F16 bits vs over widened F32`);
+    checkAttention(k, { ...a, k: k16, v: v16 }, `${what} F16`);
+  }
+});
+
+test("copyRows into a Uint16Array stores F16 bits (nearest even) on every ISA, as the reference", { skip: SKIP }, () => {
+  const k = native();
+  const src = Float32Array.from({ length: 3 * 37 }, (_, i) => Math.sin(i) * 70000 * (i % 5 === 0 ? 1e-6 : 1));
+  src[4] = 1 + 2 ** -11; // a tie: rounds to even (1)
+  src[7] = 1 + 3 * 2 ** -11; // a tie: rounds up
+  for (const isa of isaLevels(k)) {
+    k.setIsa(isa);
+    const got = new Uint16Array(3 * 40), want = new Uint16Array(3 * 40);
+    k.copyRows(got, 2, 40, src, 0, 37, 37, 3);
+    referenceKernels.copyRows(want, 2, 40, src, 0, 37, 37, 3);
+    assert.deepEqual(got, want, isa);
+    assert.equal(got[2 + 4], 0x3c00);
+    assert.equal(got[2 + 7], 0x3c02);
+  }
+  k.setIsa(k.info().detectedIsa);
 });

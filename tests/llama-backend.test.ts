@@ -19,7 +19,7 @@ import { candidateBuilds } from "../src/backends/llama-cpp.js";
 import { tempDir } from "./support/tmp.js";
 
 const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
-const native = loadEngine(undefined, { backend: "native", threads: 2 });
+const native = loadEngine(undefined, { backend: "native", threads: 2, kvType: "f32" });
 const cpuBuild = candidateBuilds().find((b) => b.device === "cpu" && "lib" in b) as { lib: string; bins: string } | undefined;
 
 const tasks = TASKS.filter((t) => t !== "needle_multikey");
@@ -60,19 +60,26 @@ test("llama.cpp backend (F32 KV, flash attention off): every chunk's question NL
   llama.close();
 });
 
-test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-chunk NLL within 1e-2 nats of the native F32 engine (the largest is printed), same kept chunks (up to ties), same answers", async (t) => {
+test("llama.cpp backend with its defaults (F16 KV, flash attention auto): per-chunk NLL within 1e-2 nats of the native engine with an F32 and with its default F16 cache (the largest are printed), same kept chunks (up to ties), same answers", async (t) => {
   const llama = loadEngine(undefined, { backend: "llama.cpp", threads: 2 });
-  let worst = 0;
+  const nativeF16 = loadEngine(undefined, { backend: "native", threads: 2 });
+  let worst = 0, worstF16 = 0;
   for (const task of tasks) {
     const req = sample(task, 4096, 5);
     const a = await ask(native, req, { preset: "retrieval" });
     const b = await ask(llama, req, { preset: "retrieval" });
+    const c = await ask(nativeF16, req, { preset: "retrieval" });
     for (let i = 0; i < a.chunks.length; i++) worst = Math.max(worst, Math.abs(a.chunks[i].score - b.chunks[i].score));
+    for (let i = 0; i < c.chunks.length; i++) worstF16 = Math.max(worstF16, Math.abs(c.chunks[i].score - b.chunks[i].score));
     assert.equal(b.answer, a.answer, task);
+    assert.equal(c.answer, b.answer, `${task} (native F16 cache)`);
     sameKept(a, b, 2e-2, task);
+    sameKept(c, b, 2e-2, `${task} (native F16 cache)`);
   }
-  t.diagnostic(`largest per-chunk NLL difference (llama.cpp's defaults): ${worst.toExponential(2)}`);
+  t.diagnostic(`largest per-chunk NLL difference (llama.cpp's defaults): against native F32 KV ${worst.toExponential(2)}, against native F16 KV ${worstF16.toExponential(2)}`);
   assert.ok(worst < 1e-2, `largest per-chunk NLL difference ${worst}`);
+  assert.ok(worstF16 < 1e-2, `largest per-chunk NLL difference (native F16 cache) ${worstF16}`);
+  nativeF16.close();
   llama.close();
 });
 

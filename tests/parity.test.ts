@@ -57,10 +57,22 @@ for (const shape of SHAPES) {
   }
 }
 
+// The default F16 KV cache against llama.cpp's F16 cache (flash attention off): both store K and V
+// rounded to F16; llama.cpp also rounds the query and the attention probabilities to F16 for its
+// F16 matmuls, which ours keeps in F32, so the two part by more than F32's 1e-3.
+for (const shape of SHAPES) {
+  test(`full depth ${shape} F32 weights, F16 KV cache (our default): log-probs within 0.05 of llama.cpp's F16 cache, the same greedy tokens up to a near-tie`, async () => {
+    const r = await compareWithLlamaCpp(shape, { type: GgmlType.F32, promptLength: 512, nGen: 32, kv: "f16" });
+    console.log(`# F16 KV ${shape}: max |dlogp| ${r.maxDiff.toExponential(2)}`);
+    assert.ok(r.maxDiff < 0.05, `max |log-prob difference| ${r.maxDiff}`);
+    assertSameGreedy(r, 0.05);
+  });
+}
+
 test("the bundled model loads in llama.cpp with next-token log-probs within 1e-3 of ours", async () => {
   const { BUNDLED_MODEL } = await import("../src/model/bundled.js");
   const { loadTokenizer } = await import("../src/tokenizer/index.js");
-  const model = loadModel(BUNDLED_MODEL);
+  const model = loadModel(BUNDLED_MODEL, { kvType: "f32" });
   try {
     const tok = loadTokenizer(model.gguf);
     const prompt = tok.encode("The grass is green. The pass key is 71432. Remember it. 71432 is the pass key. The sky is blue.\n\nWhat is the pass key?\nThe pass key is");

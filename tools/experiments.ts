@@ -6,6 +6,9 @@
 //     The wrong answers of ParallelComp (retrieval preset, `eval`'s samples and seeds): which
 //     chunks hold the value, which one was kept, how the kept chunk begins, what was answered
 //     (the model card's "all 6 number_string misses at 16K are the needle's second half").
+//   node dist/tools/experiments.js kquant SHAPE TYPE LAYERS T...
+//     Our last-token log-probabilities against llama.cpp's (F32 KV) on a random model of SHAPE
+//     with TYPE weights and LAYERS layers, for each prompt length T.
 //   node dist/tools/experiments.js perturb [type] [shape layers promptLength]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
 //     (default: 2-layer SmolLM2-width random model with a 1024-token vocabulary, 64-token prompt;
@@ -25,6 +28,7 @@ import { resolveOptions } from "../src/method/options.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import type { Kernels } from "../src/kernels/types.js";
+import { randomTokens } from "../tests/support/tmp.js";
 
 function separator(samples: number) {
   const model = loadModel(defaultModelPath());
@@ -68,9 +72,10 @@ function misses(task: TaskName, length: number, samples: number) {
 
 function perturb(type: number, shape?: string, nLayers = 2, promptLength = 64) {
   const file = path.join(os.tmpdir(), `parallelcomp-perturb-${type}.gguf`);
-  writeRandomModel(file, shape ?? "smollm2-135m", { type, seed: 7, shape: shape ? { nLayers } : { nLayers: 2, nVocab: 1024 } });
-  const model = loadModel(file);
-  const prompt = Array.from({ length: promptLength }, (_, i) => (i * 37 + 5) % 1000);
+  const s = writeRandomModel(file, shape ?? "smollm2-135m", { type, seed: 7, shape: shape ? { nLayers } : { nLayers: 2, nVocab: 1024 } });
+  // With a shape: the model, context and prompt that `kquant` compares with llama.cpp.
+  const model = loadModel(file, shape ? { ctxSize: promptLength + 17 } : {});
+  const prompt = shape ? randomTokens(promptLength, s.nVocab - 2, 11) : Array.from({ length: promptLength }, (_, i) => (i * 37 + 5) % 1000);
   const logProbs = (K?: Kernels) => {
     const base = model.kernels;
     if (K) (model as unknown as { kernels: Kernels }).kernels = K;
@@ -94,11 +99,20 @@ function perturb(type: number, shape?: string, nLayers = 2, promptLength = 64) {
   console.log(`type ${type}${shape ? ` ${shape} ${nLayers} layers, ${promptLength} tokens` : ""}: max |log-prob change| under a 1e-7 nudge of every matmul output: ${d.toExponential(2)}`);
 }
 
+async function kquant(shape: string, type: number, nLayers: number, lengths: number[]) {
+  const { compareWithLlamaCpp } = await import("../tests/support/compare.js");
+  for (const n of lengths) {
+    const r = await compareWithLlamaCpp(shape, { type, nLayers, promptLength: n, nGen: 1 });
+    console.log(`${shape} type ${type}, ${nLayers} layers, ${n} prompt tokens: max |log-prob difference| ${r.maxDiff.toExponential(2)}`);
+  }
+}
+
 const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
+else if (what === "kquant") void kquant(arg, Number(process.argv[4]), Number(process.argv[5]), process.argv.slice(6).map(Number)).then(() => process.exit(0));
 else if (what === "perturb") perturb(Number(arg ?? 8), process.argv[4], Number(process.argv[5] ?? 2), Number(process.argv[6] ?? 64));
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType] [shape layers promptLength]");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType] [shape layers promptLength] | kquant SHAPE TYPE LAYERS T...");
   process.exit(2);
 }

@@ -4,18 +4,17 @@
 // process of its own, so RSS and the page cache's state are its own.
 //
 //   node dist/tools/load-bench.js FILE [promptTokens=128]
-//   node dist/tools/load-bench.js --write llama3.1-8b FILE    (a Q4_K_M-typed random model first)
+//   node dist/tools/load-bench.js --write llama3.1-8b FILE    (a random model with llama-quantize's Q4_K_M mix first)
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/model/model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import { writeRandomModel } from "../src/model/random-model.js";
-import { GgmlType } from "../src/gguf/types.js";
 
 const args = process.argv.slice(2);
 if (args[0] === "--write") {
-  writeRandomModel(args[2], args[1], { type: GgmlType.Q4_K, embdType: GgmlType.Q6_K });
+  writeRandomModel(args[2], args[1], { mix: "Q4_K_M" });
   console.log(`wrote ${args[2]}`);
 } else if (args[0] === "--child") {
   const [, file, mode, n] = args;

@@ -75,6 +75,10 @@ int pc_att_block_class(pc_att_job *job, int h, int64_t k0, int nk, int32_t qmin,
     return 2;
 }
 
+void pc_att_widen(const uint16_t *src, int64_t n, float *dst) {
+    for (int64_t i = 0; i < n; i++) dst[i] = pc_fp16_to_fp32(src[i]);
+}
+
 void pc_att_softcap(const pc_attn_args *a, float *S, int rows, int nk) {
     if (!(a->softcap > 0)) return;
     // as ggml: scale by the float reciprocal, tanh, scale back (masked scores are overwritten later)
@@ -92,7 +96,7 @@ size_t pc_att_scratch_bytes(const pc_att_job *job) {
     const size_t R = (size_t)job->rowsMax, hd = (size_t)job->a->headDim;
     return round64(3 * R * sizeof(float)) + round64(R * hd * sizeof(float)) +
            round64(R * PC_ATT_KB * sizeof(float)) + round64(R * sizeof(float *)) +
-           round64((size_t)job->QB * sizeof(uint64_t));
+           round64((size_t)job->QB * sizeof(uint64_t)) + 2 * round64(PC_ATT_KB * hd * sizeof(float));
 }
 
 void pc_att_scratch(const pc_att_job *job, int ith, pc_att_scr *s) {
@@ -109,6 +113,10 @@ void pc_att_scratch(const pc_att_job *job, int ith, pc_att_scr *s) {
     s->qrow = (const float **)p;
     p += round64(R * sizeof(float *));
     s->vis = (uint64_t *)p;
+    p += round64((size_t)job->QB * sizeof(uint64_t));
+    s->kf = (float *)p;
+    p += round64(PC_ATT_KB * hd * sizeof(float));
+    s->vf = (float *)p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,8 +209,11 @@ static void att_item_scalar(pc_att_job *job, int ith, int item) {
         const int nk = (int)PC_MIN(PC_ATT_KB, kend - k0);
         const int cls = pc_att_block_class(job, h, k0, nk, qmin, qmax, qseq);
         if (cls == 0) continue;
-        const float *kb = a->k + ((int64_t)h * a->cap + k0) * hd;
-        const float *vb = a->v + ((int64_t)h * a->cap + k0) * hd;
+        const int64_t off = ((int64_t)h * a->cap + k0) * hd;
+        const float *kb = a->k ? a->k + off : sc.kf;
+        const float *vb = a->v ? a->v + off : sc.vf;
+        if (a->k16) pc_att_widen(a->k16 + off, (int64_t)nk * hd, sc.kf);
+        if (a->v16) pc_att_widen(a->v16 + off, (int64_t)nk * hd, sc.vf);
         for (int64_t t = t0; t < t1; t++) {
             const uint64_t vis = cls == 1 ? (nk == 64 ? ~(uint64_t)0 : (((uint64_t)1 << nk) - 1))
                                           : pc_att_visibility(job, h, k0, nk, t);
@@ -275,7 +286,7 @@ static pc_buf_t kt_buf, part_buf;
 
 int pc_attention(const pc_attn_args *a) {
     if (a->nKvHeads <= 0 || a->nHeads <= 0 || a->nHeads % a->nKvHeads || a->headDim <= 0 || a->T < 0 ||
-        a->cap < 0 || a->nSeqMax <= 0)
+        a->cap < 0 || a->nSeqMax <= 0 || !(a->k ? !a->k16 : !!a->k16) || !(a->v ? !a->v16 : !!a->v16))
         return PC_ATTN_ESHAPE;
     if (a->T == 0) return PC_ATTN_OK;
     int64_t maxRows = 0;

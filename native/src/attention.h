@@ -9,7 +9,8 @@
 
 typedef struct {
     const float *q;        // [T, nHeads, headDim]
-    const float *k, *v;    // [nKvHeads, cap, headDim]
+    const float *k, *v;    // [nKvHeads, cap, headDim] (F32 cache), or NULL with:
+    const uint16_t *k16, *v16; // [nKvHeads, cap, headDim] F16 bits (F16 cache)
     const int32_t *rowSeq; // [nKvHeads, cap]
     const int32_t *rowPos; // [nKvHeads, cap]
     const int32_t *nRows;  // [nKvHeads]
@@ -83,6 +84,7 @@ void pc_att_finish_rows(pc_att_job *job, int item, int h, int64_t t0, int64_t t1
 /** Per-thread working memory of an item. */
 typedef struct {
     float *m, *l, *alpha; // [rowsMax] running max, running sum, last rescale factor
+    float *kf, *vf;       // [PC_ATT_KB, headDim] a key / value block widened from F16
     float *o;             // [rowsMax, headDim] unnormalised outputs
     float *S;             // [rowsMax, PC_ATT_KB] scores / probabilities (64-byte aligned)
     const float **qrow;   // [rowsMax] query row pointers
@@ -94,6 +96,12 @@ size_t pc_att_scratch_bytes(const pc_att_job *job);
 void pc_att_scratch(const pc_att_job *job, int ith, pc_att_scr *s);
 
 #if PC_HAVE_X86_SIMD
+/** dst[i] = src[i] widened from F16, i < n. */
+void pc_att_widen(const uint16_t *src, int64_t n, float *dst);
+#if PC_HAVE_X86_SIMD
+void pc_att_widen_avx2(const uint16_t *src, int64_t n, float *dst);
+#endif
+
 /** Applies the soft cap (if any) to the scores S [rows, PC_ATT_KB] of one key block. */
 void pc_att_softcap(const pc_attn_args *a, float *S, int rows, int nk);
 void pc_att_item_avx2(pc_att_job *job, int ith, int item);

@@ -147,8 +147,10 @@ AT_TARGET void AT_NAME(pc_att_item)(pc_att_job *job, int ith, int item) {
         }
         if (!any) continue;
 
-        // 1. scores
-        const float *kb = a->k + ((int64_t)h * a->cap + k0) * hd;
+        // 1. scores (an F16 block is widened first: keys here unless packed, values for step 3)
+        const int64_t off = ((int64_t)h * a->cap + k0) * hd;
+        const float *kb = a->k ? a->k + off : sc.kf;
+        if (a->k16 && !job->packed) pc_att_widen_avx2(a->k16 + off, (int64_t)nk * hd, sc.kf);
         if (job->packed) AT_NAME(qk_packed)(rows, qrow, kt_h + k0, job->ldkt, hd, a->scale, S);
         else AT_NAME(qk_direct)(rows, qrow, kb, nk, hd, a->scale, S);
         pc_att_softcap(a, S, rows, nk);
@@ -184,7 +186,8 @@ AT_TARGET void AT_NAME(pc_att_item)(pc_att_job *job, int ith, int item) {
         }
 
         // 3. values
-        const float *vb = a->v + ((int64_t)h * a->cap + k0) * hd;
+        const float *vb = a->v ? a->v + off : sc.vf;
+        if (a->v16) pc_att_widen_avx2(a->v16 + off, (int64_t)nk * hd, sc.vf);
         AT_NAME(pv)(rows, S, alph, vb, nk, hd, o);
     }
     pc_att_finish_rows(job, item, h, t0, t1, m, l, o);

@@ -104,18 +104,27 @@ PC_TARGET_AVX512 static inline __m512 sums_of_512(const __m512 *a) { return pc_s
 
 /** kt[h, d, k0 + j] = k[h, k0 + j, d] for j < PC_ATT_KB; keys >= nRows[h] become 0.
  *  Requires headDim % 8 == 0. */
+PC_TARGET_AVX2 void pc_att_widen_avx2(const uint16_t *src, int64_t n, float *dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
 PC_TARGET_AVX2 void pc_att_transpose_k_avx2(pc_att_job *job, int h, int64_t k0) {
     const pc_attn_args *a = job->a;
     const int hd = a->headDim;
     const int64_t nr = a->nRows[h];
-    const float *kh = a->k + (int64_t)h * a->cap * hd;
+    const float *kh = a->k ? a->k + (int64_t)h * a->cap * hd : NULL;
+    const uint16_t *kh16 = a->k16 ? a->k16 + (int64_t)h * a->cap * hd : NULL;
     float *kt = job->kt + (int64_t)h * hd * job->ldkt;
     for (int jb = 0; jb < PC_ATT_KB; jb += 8) {
         for (int db = 0; db < hd; db += 8) {
             __m256 r[8];
             for (int i = 0; i < 8; i++) {
                 const int64_t j = k0 + jb + i;
-                r[i] = j < nr ? _mm256_loadu_ps(kh + j * hd + db) : _mm256_setzero_ps();
+                r[i] = j >= nr ? _mm256_setzero_ps()
+                       : kh ? _mm256_loadu_ps(kh + j * hd + db)
+                            : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh16 + j * hd + db)));
             }
             pc_transpose8(r);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (int64_t)(db + i) * job->ldkt + k0 + jb, r[i]);

@@ -10,6 +10,7 @@
 //   add(x, y, n): void
 //   rope(x, T, nH, headDim, ropeDim, neox, cos, sin): void
 //   copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows): void
+//                                   dst a Float32Array, or a Uint16Array: rows stored as F16
 //   blasSgemm(lib, x, w, y, T, nOut, nIn, threads): void   OpenBLAS via dlopen (benchmark only)
 //   setThreads(n): number         pool size in effect
 //   getThreads(): number
@@ -52,6 +53,7 @@ static const char *ta_type_name(napi_typedarray_type t) {
         case napi_uint8_array: return "Uint8Array";
         case napi_int32_array: return "Int32Array";
         case napi_float32_array: return "Float32Array";
+        case napi_uint16_array: return "Uint16Array";
         default: return "another TypedArray";
     }
 }
@@ -159,8 +161,16 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
     int64_t cap, nSeqMax, T, nHeads, nKv, hd;
     double scale;
     if (!get_ta(env, argv[0], napi_float32_array, fn, "q", &q, &ql)) return NULL;
-    if (!get_ta(env, argv[1], napi_float32_array, fn, "k", &k, &kl)) return NULL;
-    if (!get_ta(env, argv[2], napi_float32_array, fn, "v", &v, &vl)) return NULL;
+    // K and V: Float32Array (an F32 cache) or Uint16Array of F16 bits (an F16 cache), both alike.
+    napi_typedarray_type ktype = napi_float32_array;
+    bool is_ta = false;
+    napi_value ab;
+    size_t off;
+    if (napi_is_typedarray(env, argv[1], &is_ta) == napi_ok && is_ta)
+        napi_get_typedarray_info(env, argv[1], &ktype, &kl, &k, &ab, &off);
+    if (ktype != napi_uint16_array) ktype = napi_float32_array;
+    if (!get_ta(env, argv[1], ktype, fn, ktype == napi_uint16_array ? "k (F16)" : "k", &k, &kl)) return NULL;
+    if (!get_ta(env, argv[2], ktype, fn, ktype == napi_uint16_array ? "v (like k, F16)" : "v (like k)", &v, &vl)) return NULL;
     if (!get_ta(env, argv[3], napi_int32_array, fn, "rowSeq", &rowSeq, &rsl)) return NULL;
     if (!get_ta(env, argv[4], napi_int32_array, fn, "rowPos", &rowPos, &rpl)) return NULL;
     if (!get_ta(env, argv[5], napi_int32_array, fn, "nRows", &nRows, &nrl)) return NULL;
@@ -199,7 +209,9 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
         return NULL;
 
     pc_attn_args a = {
-        .q = (const float *)q, .k = (const float *)k, .v = (const float *)v,
+        .q = (const float *)q,
+        .k = ktype == napi_float32_array ? (const float *)k : NULL, .v = ktype == napi_float32_array ? (const float *)v : NULL,
+        .k16 = ktype == napi_uint16_array ? (const uint16_t *)k : NULL, .v16 = ktype == napi_uint16_array ? (const uint16_t *)v : NULL,
         .rowSeq = (const int32_t *)rowSeq, .rowPos = (const int32_t *)rowPos, .nRows = (const int32_t *)nRows,
         .cap = cap, .qSeq = (const int32_t *)qSeq, .qPos = (const int32_t *)qPos,
         .visible = (const uint8_t *)visible, .nSeqMax = (int)nSeqMax, .T = T, .nHeads = (int)nHeads,
@@ -313,7 +325,14 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
     void *dst, *src;
     size_t dl, sl;
     int64_t doff, dstr, soff, sstr, len, n;
-    if (!get_ta(env, argv[0], napi_float32_array, fn, "dst", &dst, &dl)) return NULL;
+    // dst: Float32Array, or Uint16Array for rows stored as F16 (an F16 KV cache)
+    napi_typedarray_type dtype = napi_float32_array;
+    bool is_ta = false;
+    napi_value ab;
+    size_t off;
+    if (napi_is_typedarray(env, argv[0], &is_ta) == napi_ok && is_ta) napi_get_typedarray_info(env, argv[0], &dtype, &dl, &dst, &ab, &off);
+    if (dtype != napi_uint16_array) dtype = napi_float32_array;
+    if (!get_ta(env, argv[0], dtype, fn, "dst", &dst, &dl)) return NULL;
     if (!get_int(env, argv[1], fn, "dstOffset", 0, I32MAX, &doff)) return NULL;
     if (!get_int(env, argv[2], fn, "dstStride", 0, I32MAX, &dstr)) return NULL;
     if (!get_ta(env, argv[3], napi_float32_array, fn, "src", &src, &sl)) return NULL;
@@ -325,7 +344,13 @@ static napi_value js_copy_rows(napi_env env, napi_callback_info info) {
     if (!need_len(env, fn, "dst", dl, (double)doff + (double)(n - 1) * dstr + len) ||
         !need_len(env, fn, "src", sl, (double)soff + (double)(n - 1) * sstr + len))
         return NULL;
-    pc_copy_rows((float *)dst + doff, dstr, (const float *)src + soff, sstr, len, n);
+    if (dtype == napi_uint16_array) {
+        pthread_mutex_lock(&big_lock); // reads pc_isa
+        pc_copy_rows_f16((uint16_t *)dst + doff, dstr, (const float *)src + soff, sstr, len, n);
+        pthread_mutex_unlock(&big_lock);
+    } else {
+        pc_copy_rows((float *)dst + doff, dstr, (const float *)src + soff, sstr, len, n);
+    }
     return NULL;
 }
 

@@ -53,6 +53,28 @@ void pc_copy_rows(float *dst, int64_t dstStride, const float *src, int64_t srcSt
     for (int64_t r = 0; r < nRows; r++) memcpy(dst + r * dstStride, src + r * srcStride, (size_t)rowLen * sizeof(float));
 }
 
+#if PC_HAVE_X86_SIMD
+PC_TARGET_AVX2 static void f16_row_avx2(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = pc_fp32_to_fp16(src[i]);
+}
+#endif
+
+void pc_copy_rows_f16(uint16_t *dst, int64_t dstStride, const float *src, int64_t srcStride, int64_t rowLen, int64_t nRows) {
+    for (int64_t r = 0; r < nRows; r++) {
+        uint16_t *d = dst + r * dstStride;
+        const float *s = src + r * srcStride;
+#if PC_HAVE_X86_SIMD
+        if (pc_isa >= PC_ISA_AVX2) {
+            f16_row_avx2(d, s, rowLen);
+            continue;
+        }
+#endif
+        for (int64_t i = 0; i < rowLen; i++) d[i] = pc_fp32_to_fp16(s[i]);
+    }
+}
+
 static void swiglu_scalar(float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float g = gate[i];

@@ -30,4 +30,7 @@ void pc_rope(float *x, int64_t T, int64_t nH, int64_t headDim, int64_t ropeDim, 
 /** nRows rows of rowLen floats: dst[r * dstStride + i] = src[r * srcStride + i]. */
 void pc_copy_rows(float *dst, int64_t dstStride, const float *src, int64_t srcStride, int64_t rowLen, int64_t nRows);
 
+/** The same, each value rounded to F16 (round to nearest even, as ggml's F32 -> F16 copy). */
+void pc_copy_rows_f16(uint16_t *dst, int64_t dstStride, const float *src, int64_t srcStride, int64_t rowLen, int64_t nRows);
+
 #endif

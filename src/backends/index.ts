@@ -22,7 +22,8 @@ export function checkBackend(name: string): BackendChoice {
 export function loadEngine(file?: string, opts: EngineOptions = {}): Engine {
   file ??= defaultModelPath();
   const backend = checkBackend(opts.backend ?? "native");
-  const { backend: _b, kvType, flashAttention, gpuLayers, ...native } = opts;
+  const { backend: _b, flashAttention, gpuLayers, ...native } = opts;
+  const kvType = opts.kvType;
   const llamaOpts = { threads: opts.threads, stepTokens: opts.stepTokens, kvType, flashAttention, gpuLayers };
   if (backend === "llama.cpp") return LlamaCppEngine.load(file, llamaOpts);
   if (backend === "auto") {

@@ -14,9 +14,13 @@ import { generate } from "../generate/generate.js";
 import { rng } from "../util/rng.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
 
+/** A weight type, or llama-quantize's Q4_K_M mix of them. */
+export type BenchType = GgmlType | "Q4_K_M";
+const benchTypeName = (t: BenchType) => (t === "Q4_K_M" ? t : typeName(t));
+
 export interface EngineBenchOptions {
   shape: string; // a key of SHAPES
-  type: GgmlType;
+  type: BenchType;
   prompts: number[]; // prompt lengths for prefill
   decode: number; // tokens decoded after the first prompt
   threads: number;
@@ -54,13 +58,13 @@ export function timeRuns(fn: () => void, minMs = 1000, maxRuns = 200): { best: n
 }
 
 /** The benchmark model, made once and kept in the temp folder (random weights, real shape). */
-export function benchModel(shape: string, type: GgmlType): string {
+export function benchModel(shape: string, type: BenchType): string {
   const dir = path.join(os.tmpdir(), "parallelcomp-bench");
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${shape}-${typeName(type)}-v1.gguf`);
+  const file = path.join(dir, `${shape}-${benchTypeName(type)}-v2.gguf`);
   if (!fs.existsSync(file)) {
     const partial = `${file}.partial-${process.pid}`;
-    writeRandomModel(partial, shape, { type, seed: 1 });
+    writeRandomModel(partial, shape, type === "Q4_K_M" ? { mix: type, seed: 1 } : { type, seed: 1 });
     fs.renameSync(partial, file);
   }
   return file;
@@ -75,7 +79,7 @@ export async function engineRows(o: EngineBenchOptions, log: (line: string) => v
   const promptOf = (n: number) => Array.from({ length: n }, () => Math.floor(random() * (nVocab - 2)));
   const rows: BenchRow[] = [];
   const model = loadModel(file, { threads: o.threads });
-  const label = `${o.shape} ${typeName(o.type)}`;
+  const label = `${o.shape} ${benchTypeName(o.type)}`;
   log(`${label}: ${path.basename(file)}, ${o.threads} threads, our kernels: ${model.kernels.name}`);
   const row = (what: string, ours: number, theirs: number | null, min: number): BenchRow =>
     ({ what: `${label} ${what}`, ours, reference: theirs, referenceName: "llama.cpp", ratio: theirs ? ours / theirs : null, target: { min } });

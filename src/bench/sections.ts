@@ -11,7 +11,9 @@ import { resolveOptions, PRESETS } from "../method/options.js";
 import { runMethod } from "../method/baselines.js";
 import { rng } from "../util/rng.js";
 import { llamaCppSpeed } from "./llama-cpp.js";
-import { benchModel, timeRuns, type BenchRow } from "./bench.js";
+import { benchModel, engineRows, formatRow, timeRuns, type BenchRow } from "./bench.js";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { longRun, randomRequest } from "./long.js";
 
 /** Our F32 matmul against OpenBLAS's sgemm (loaded with dlopen if installed) on n x n x n. */
@@ -128,4 +130,32 @@ export function batchingRows(o: { threads: number; chunks: number; chunkTokens: 
   } finally {
     model.close();
   }
+}
+
+/**
+ * The files people run: llama-quantize's Q4_K_M mix at the Llama-3.2-1B shape (prefill 512,
+ * decode 32) and the Llama-3.1-8B shape (prefill 128, decode 8), beside llama.cpp: prefill and
+ * decode (the engine rows), then the load time and peak RSS of each engine, each alone in a child
+ * process that loads the file and prefills the prompt.
+ */
+export async function realRows(o: { threads: number; llamaCpp: boolean; log: (s: string) => void }): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const child = (engine: string, file: string, n: number): { loadSeconds: number; peakRssBytes: number } => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL("./load-child.js", import.meta.url)), engine, file, String(n), String(o.threads)], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`the ${engine} load run failed: ${r.stderr.trim().split("\n").pop()}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!);
+  };
+  for (const [shape, prompt, decode] of [["llama3.2-1b", 512, 32], ["llama3.1-8b", 128, 8]] as const) {
+    rows.push(...(await engineRows({ shape, type: "Q4_K_M", prompts: [prompt], decode, threads: o.threads, repeats: 1, llamaCpp: o.llamaCpp }, o.log)));
+    const file = benchModel(shape, "Q4_K_M");
+    const ours = child("ours", file, prompt);
+    const theirs = o.llamaCpp ? child("llama.cpp", file, prompt) : null;
+    const row = (what: string, a: number, b: number | null, max: number): BenchRow =>
+      ({ what: `${shape} Q4_K_M ${what}`, ours: a, reference: b, referenceName: "llama.cpp", ratio: b ? a / b : null, target: { max } });
+    rows.push(row("load s", ours.loadSeconds, theirs?.loadSeconds ?? null, 1.0));
+    o.log(formatRow(rows[rows.length - 1]));
+    rows.push(row("peak RSS GiB", ours.peakRssBytes / 2 ** 30, theirs ? theirs.peakRssBytes / 2 ** 30 : null, 1.2));
+    o.log(formatRow(rows[rows.length - 1]));
+  }
+  return rows;
 }

@@ -10,7 +10,7 @@ import { loadModel } from "../model/model.js";
 import { generate } from "../generate/generate.js";
 import { firstInvalidUtf8, loadTokenizer } from "../tokenizer/index.js";
 import { BENCH_HEADER, engineRows, formatRow, verdict, type BenchRow } from "../bench/bench.js";
-import { batchingRows, kernelRows, longRows } from "../bench/sections.js";
+import { batchingRows, kernelRows, longRows, realRows } from "../bench/sections.js";
 import { checkBackend } from "../backends/index.js";
 import { BACKENDS } from "../engine/engine.js";
 import { SHAPES } from "../model/random-model.js";
@@ -165,7 +165,7 @@ Examples:
     });
 }
 
-const SECTIONS = ["engine", "kernel", "long", "batching"] as const;
+const SECTIONS = ["engine", "kernel", "long", "batching", "real"] as const;
 
 export function addBench(program: Command) {
   const types: Record<string, GgmlType> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16, Q8_0: GgmlType.Q8_0, Q4_0: GgmlType.Q4_0, Q4_K: GgmlType.Q4_K, Q5_K: GgmlType.Q5_K, Q6_K: GgmlType.Q6_K };
@@ -192,7 +192,9 @@ export function addBench(program: Command) {
     .option("--json", "print JSON rows")
     .addHelpText("after", `
 The whole run (npm run bench) takes about 20 minutes on 2 cores, most of it llama.cpp's
-plain prefill of 32K tokens and ParallelComp over 128K.
+plain prefill of 32K tokens and ParallelComp over 128K; the real section (Q4_K_M at the
+Llama-3.2-1B and Llama-3.1-8B shapes; 5.6 GB of random-weight files, made once in the temp
+folder) adds about as much again.
 
 Examples:
   npm run bench
@@ -216,6 +218,7 @@ Examples:
       const section = (r: BenchRow[]) => { rows.push(...r); r.forEach((x) => log(formatRow(x))); };
       if (sections.has("kernel")) section(kernelRows(o.threads));
       if (sections.has("long")) section(await longRows({ threads: o.threads, long: o.longTokens, small: o.rssTokens[0], big: o.rssTokens[1], llamaCpp: o.llamaCpp, log }));
+      if (sections.has("real")) rows.push(...(await realRows({ threads: o.threads, llamaCpp: o.llamaCpp, log })));
       if (sections.has("batching")) section(batchingRows({ threads: o.threads, chunks: o.batch[0], chunkTokens: o.batch[1], budgetMiB: o.budget, backend: checkBackend(o.backend) }));
       const judged = rows.filter((r) => verdict(r) !== "");
       const missed = judged.filter((r) => verdict(r) === "MISSED");

@@ -49,7 +49,7 @@ export function keepChunksOf(o: { keepChunks?: number; topK?: number }): number 
 export function addBackendOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option("--backend <name>", "engine: native (ours), llama.cpp (its CPU or GPU builds), auto (llama.cpp when a GPU is found)").choices([...BACKENDS]).default("native"))
-    .addOption(new Option("--kv-type <type>", "llama.cpp backend: KV cache type").choices(["f16", "f32"]).default("f16"))
+    .addOption(new Option("--kv-type <type>", "KV cache type (both engines; f16 halves its memory)").choices(["f16", "f32"]).default("f16"))
     .addOption(new Option("--flash-attn <mode>", "llama.cpp backend: flash attention").choices(["auto", "on", "off"]).default("auto"))
     .option("--gpu-layers <n>", "llama.cpp backend: layers offloaded to the GPU (default all)", int(0, 100000));
 }

@@ -3,6 +3,7 @@
 // so they are computed here for those rows alone: the T x T matrix is never materialised.
 
 import type { AttentionArgs } from "../kernels/types.js";
+import { F16_VALUES } from "../kernels/reference.js";
 import type { KvCache } from "./kv-cache.js";
 import type { Batch } from "./batch.js";
 
@@ -21,6 +22,7 @@ export function attentionProbs(a: ProbsArgs, rows: ArrayLike<number>): Attention
   let maxRows = 0;
   for (let h = 0; h < nKvHeads; h++) maxRows = Math.max(maxRows, nRows[h]);
   const probs = new Float32Array(rows.length * nHeads * maxRows);
+  const f16 = F16_VALUES(); // an F16 cache holds bits
   const s = new Float64Array(maxRows);
   for (let i = 0; i < rows.length; i++) {
     const t = rows[i];
@@ -32,7 +34,8 @@ export function attentionProbs(a: ProbsArgs, rows: ArrayLike<number>): Attention
         const cell = h * cap + r;
         if (!visible[qSeq[t] * nSeqMax + rowSeq[cell]] || rowPos[cell] > qPos[t]) { s[r] = -Infinity; continue; }
         let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += q[qOff + d] * k[cell * headDim + d];
+        if (k instanceof Uint16Array) for (let d = 0; d < headDim; d++) dot += q[qOff + d] * f16[k[cell * headDim + d]];
+        else for (let d = 0; d < headDim; d++) dot += q[qOff + d] * k[cell * headDim + d];
         s[r] = dot * scale;
         max = Math.max(max, s[r]);
       }

@@ -15,10 +15,14 @@
 
 import type { CopyRows } from "../kernels/types.js";
 import { copyRowsReference } from "../kernels/reference.js";
+import { f16BitsToF32, f32ToF16Bits } from "../tensor/f16.js";
+
+/** How K and V rows are stored: F16 (llama.cpp's default, half the memory) or F32. */
+export type KvType = "f16" | "f32";
 
 export interface KvLayer {
-  k: Float32Array; // [nKvHeads, cap, headDim]
-  v: Float32Array; // [nKvHeads, cap, headDim]
+  k: Float32Array | Uint16Array; // [nKvHeads, cap, headDim] values, or their F16 bits
+  v: Float32Array | Uint16Array; // [nKvHeads, cap, headDim]
   rowSeq: Int32Array; // [nKvHeads, cap]
   rowPos: Int32Array; // [nKvHeads, cap]
   nRows: Int32Array; // [nKvHeads]
@@ -37,6 +41,7 @@ export class KvCache {
     initialCap = 256,
     /** The row copy of append (the model passes its kernels'; the default is plain TypeScript). */
     private readonly copyRows: CopyRows = copyRowsReference,
+    readonly kvType: KvType = "f32",
   ) {
     this.cap = Math.max(1, initialCap);
     for (let l = 0; l < nLayers; l++) this.layers.push(this.allocLayer(this.cap));
@@ -45,9 +50,10 @@ export class KvCache {
   }
 
   private allocLayer(cap: number): KvLayer {
+    const Rows = this.kvType === "f16" ? Uint16Array : Float32Array;
     return {
-      k: new Float32Array(this.nKvHeads * cap * this.headDim),
-      v: new Float32Array(this.nKvHeads * cap * this.headDim),
+      k: new Rows(this.nKvHeads * cap * this.headDim),
+      v: new Rows(this.nKvHeads * cap * this.headDim),
       rowSeq: new Int32Array(this.nKvHeads * cap),
       rowPos: new Int32Array(this.nKvHeads * cap),
       nRows: new Int32Array(this.nKvHeads),
@@ -72,14 +78,18 @@ export class KvCache {
 
   /** Bytes allocated for K and V (what a memory budget counts). */
   bytes(): number {
-    return this.nLayers * 2 * this.nKvHeads * this.cap * this.headDim * 4;
+    return this.nLayers * 2 * this.nKvHeads * this.cap * this.headDim * this.bytesPerValue;
+  }
+
+  private get bytesPerValue(): number {
+    return this.kvType === "f16" ? 2 : 4;
   }
 
   /** Bytes of K and V in the rows held (with eviction, fewer than the capacity). */
   usedBytes(): number {
     let rows = 0;
     for (const L of this.layers) for (let h = 0; h < this.nKvHeads; h++) rows += L.nRows[h];
-    return rows * 2 * this.headDim * 4;
+    return rows * 2 * this.headDim * this.bytesPerValue;
   }
 
   /** Makes room for `n` more rows in every (layer, head). */
@@ -96,8 +106,8 @@ export class KvCache {
       const L = this.allocLayer(cap);
       for (let h = 0; h < this.nKvHeads; h++) {
         const n = old.nRows[h];
-        L.k.set(old.k.subarray(h * this.cap * hd, (h * this.cap + n) * hd), h * cap * hd);
-        L.v.set(old.v.subarray(h * this.cap * hd, (h * this.cap + n) * hd), h * cap * hd);
+        (L.k as Float32Array).set(old.k.subarray(h * this.cap * hd, (h * this.cap + n) * hd) as Float32Array, h * cap * hd);
+        (L.v as Float32Array).set(old.v.subarray(h * this.cap * hd, (h * this.cap + n) * hd) as Float32Array, h * cap * hd);
         L.rowSeq.set(old.rowSeq.subarray(h * this.cap, h * this.cap + n), h * cap);
         L.rowPos.set(old.rowPos.subarray(h * this.cap, h * this.cap + n), h * cap);
         L.nRows[h] = n;
@@ -183,7 +193,14 @@ export class KvCache {
           const cell = h * this.cap + r;
           if (L.rowSeq[cell] !== seq || L.rowPos[cell] < p0 || L.rowPos[cell] >= p1) continue;
           L.rowPos[cell] += delta;
-          rotate(l, L.k.subarray(cell * hd, (cell + 1) * hd), delta);
+          if (L.k instanceof Float32Array) {
+            rotate(l, L.k.subarray(cell * hd, (cell + 1) * hd), delta);
+          } else {
+            // an F16 key is widened, rotated, and stored again (one more rounding)
+            const key = Float32Array.from(L.k.subarray(cell * hd, (cell + 1) * hd), f16BitsToF32);
+            rotate(l, key, delta);
+            for (let i = 0; i < hd; i++) L.k[cell * hd + i] = f32ToF16Bits(key[i]);
+          }
         }
       }
     }

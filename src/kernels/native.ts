@@ -15,7 +15,7 @@ import type { AttentionArgs, Kernels, MatmulArgs } from "./types.js";
 interface NativeAddon {
   matmul(w: Uint8Array, type: number, nOut: number, nIn: number, x: Float32Array, T: number, y: Float32Array): void;
   attention(
-    q: Float32Array, k: Float32Array, v: Float32Array, rowSeq: Int32Array, rowPos: Int32Array, nRows: Int32Array,
+    q: Float32Array, k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, rowSeq: Int32Array, rowPos: Int32Array, nRows: Int32Array,
     cap: number, qSeq: Int32Array, qPos: Int32Array, visible: Uint8Array, nSeqMax: number, T: number,
     nHeads: number, nKvHeads: number, headDim: number, scale: number, out: Float32Array, softcap: number, window: number,
   ): void;
@@ -24,7 +24,7 @@ interface NativeAddon {
   geglu(gate: Float32Array, up: Float32Array, n: number): void;
   add(x: Float32Array, y: Float32Array, n: number): void;
   rope(x: Float32Array, T: number, nH: number, headDim: number, ropeDim: number, neox: number, cos: Float32Array, sin: Float32Array): void;
-  copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number): void;
+  copyRows(dst: Float32Array | Uint16Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number): void;
   blasSgemm(lib: string, x: Float32Array, w: Float32Array, y: Float32Array, T: number, nOut: number, nIn: number, threads: number): void;
   setThreads(n: number): number;
   getThreads(): number;
@@ -163,7 +163,9 @@ function validateAttention(a: AttentionArgs): void {
   if (!Number.isFinite(a.scale)) throw new RangeError(`${fn}: scale must be finite, got ${a.scale}`);
   if (a.softcap !== undefined && !(Number.isFinite(a.softcap) && a.softcap >= 0)) throw new RangeError(`${fn}: softcap must be a finite number >= 0, got ${a.softcap}`);
   if (a.window !== undefined) checkInt(fn, "window", a.window);
-  for (const name of ["q", "k", "v", "out"] as const) checkArray(fn, name, a[name], Float32Array);
+  for (const name of ["q", "out"] as const) checkArray(fn, name, a[name], Float32Array);
+  const KvRows = a.k instanceof Uint16Array ? Uint16Array : Float32Array; // an F16 or an F32 cache
+  for (const name of ["k", "v"] as const) checkArray(fn, name, a[name], KvRows);
   for (const name of ["rowSeq", "rowPos", "nRows", "qSeq", "qPos"] as const) checkArray(fn, name, a[name], Int32Array);
   checkArray(fn, "visible", a.visible, Uint8Array);
   const qLen = T * nHeads * headDim;

@@ -82,6 +82,8 @@ let scores = new Float64Array(0);
 export function attentionReference(a: AttentionArgs): void {
   const { q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads, nKvHeads, headDim, scale, out } = a;
   const window = a.window || Infinity;
+  // An F16 cache holds bits: widen through a table (every F16 value, exact).
+  const kv = (x: Float32Array | Uint16Array, i: number) => (x instanceof Uint16Array ? F16_VALUES()[x[i]] : x[i]);
   const cap1 = a.softcap ? Math.fround(1 / a.softcap) : 0;
   const group = nHeads / nKvHeads;
   if (scores.length < cap) scores = new Float64Array(cap);
@@ -100,7 +102,7 @@ export function attentionReference(a: AttentionArgs): void {
         }
         const kOff = cell * headDim;
         let dot = 0;
-        for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
+        for (let i = 0; i < headDim; i++) dot += q[qOff + i] * kv(k, kOff + i);
         scores[r] = dot * scale;
         if (cap1) scores[r] = Math.fround(Math.tanh(Math.fround(Math.fround(scores[r]) * cap1))) * Math.fround(a.softcap!);
         if (scores[r] > max) max = scores[r];
@@ -117,7 +119,7 @@ export function attentionReference(a: AttentionArgs): void {
         const p = scores[r] / sum;
         if (p === 0) continue;
         const vOff = (h * cap + r) * headDim;
-        for (let i = 0; i < headDim; i++) out[qOff + i] += p * v[vOff + i];
+        for (let i = 0; i < headDim; i++) out[qOff + i] += p * kv(v, vOff + i);
       }
     }
   }
@@ -194,12 +196,23 @@ export function ropeReference(x: Float32Array, T: number, nH: number, headDim: n
 }
 
 export const copyRowsReference: CopyRows = (dst, dstOffset, dstStride, src, srcOffset, srcStride, rowLen, nRows) => {
+  const f16 = dst instanceof Uint16Array;
   for (let r = 0; r < nRows; r++) {
     const d = dstOffset + r * dstStride;
     const s = srcOffset + r * srcStride;
-    for (let i = 0; i < rowLen; i++) dst[d + i] = src[s + i];
+    for (let i = 0; i < rowLen; i++) dst[d + i] = f16 ? f32ToF16Bits(src[s + i]) : src[s + i];
   }
 };
+
+let f16Values: Float32Array | null = null;
+/** The value of every F16 bit pattern. */
+export function F16_VALUES(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Values[h] = f16BitsToF32(h);
+  }
+  return f16Values;
+}
 
 export const referenceKernels: Kernels = {
   name: "typescript",

@@ -23,8 +23,9 @@ export interface MatmulArgs {
  */
 export interface AttentionArgs {
   q: Float32Array; // [T, nHeads, headDim] (RoPE already applied)
-  k: Float32Array; // [nKvHeads, cap, headDim]
-  v: Float32Array; // [nKvHeads, cap, headDim]
+  /** [nKvHeads, cap, headDim]: values, or (Uint16Array, an F16 cache) their F16 bits; v alike. */
+  k: Float32Array | Uint16Array;
+  v: Float32Array | Uint16Array; // [nKvHeads, cap, headDim]
   rowSeq: Int32Array; // [nKvHeads, cap]
   rowPos: Int32Array; // [nKvHeads, cap]
   nRows: Int32Array; // [nKvHeads] rows in use per KV head (rows 0..nRows[h]-1)
@@ -45,8 +46,9 @@ export interface AttentionArgs {
   out: Float32Array; // [T, nHeads, headDim]; a query row that sees no key gets zeros
 }
 
-/** Copies nRows rows of rowLen floats: dst[dstOffset + r * dstStride + i] = src[srcOffset + r * srcStride + i]. */
-export type CopyRows = (dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number) => void;
+/** Copies nRows rows of rowLen floats: dst[dstOffset + r * dstStride + i] = src[srcOffset + r * srcStride + i];
+ *  into a Uint16Array, each value rounded to F16 (nearest even) and stored as its bits. */
+export type CopyRows = (dst: Float32Array | Uint16Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rowLen: number, nRows: number) => void;
 
 export interface Kernels {
   readonly name: "native" | "typescript";

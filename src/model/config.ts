@@ -26,7 +26,7 @@ export interface ModelConfig {
   /** NEOX style rotates (x[i], x[i + ropeDim/2]); NORM style rotates (x[2i], x[2i+1]). */
   ropeNeox: boolean;
   ropeFreqScale: number; // 1 / linear scaling factor
-  kvBytesPerToken: number; // K and V of one token in every layer (F32)
+  kvBytesPerToken: number; // K and V of one token in every layer (as the cache stores them)
   block: BlockSpec;
   layers: LayerSpec[]; // [nLayers] RoPE and attention window of each layer
 }
@@ -34,6 +34,8 @@ export interface ModelConfig {
 export interface ConfigOptions {
   /** The context the model runs in (default: its trained context, as llama.cpp's n_ctx = 0). */
   ctxSize?: number;
+  /** Bytes of one cached K or V value: 2 for an F16 cache (the default), 4 for F32. */
+  kvBytesPerValue?: number;
 }
 
 /** Bounds on a model's numbers: far above any model published (Llama 3.1 405B: dim 16384, 126 layers, 131072 context). */
@@ -120,7 +122,7 @@ export function readConfig(g: GgufFile, o: ConfigOptions = {}): ModelConfig {
     ropeDim: g.number(k("rope.dimension_count"), headDim),
     ropeNeox: d.ropeNeox,
     ropeFreqScale,
-    kvBytesPerToken: nLayers * nKvHeads * headDim * 2 * 4,
+    kvBytesPerToken: nLayers * nKvHeads * headDim * 2 * (o.kvBytesPerValue ?? 2),
     block,
     layers,
   };

@@ -1,10 +1,11 @@
 // A loaded model: its config, its weights, the kernels that run it, and a reusable workspace.
 
 import { GgufFile } from "../gguf/reader.js";
-import { KvCache } from "../engine/kv-cache.js";
+import { KvCache, type KvType } from "../engine/kv-cache.js";
 import type { Batch } from "../engine/batch.js";
 import { selectKernels, type KernelChoice, type Kernels } from "../kernels/index.js";
 import type { NativeKernels } from "../kernels/native.js";
+import { UsageError } from "../errors.js";
 import { readConfig, type ModelConfig } from "./config.js";
 import { forward, shiftKeys, Workspace, type ForwardOptions } from "./forward.js";
 import { loadWeights, type ModelWeights } from "./weights.js";
@@ -19,6 +20,9 @@ export interface LoadOptions {
   stepTokens?: number;
   /** The context the model runs in (Phi-3 picks its long or short RoPE factors by it); default the trained one. */
   ctxSize?: number;
+  /** How the KV cache stores keys and values: "f16" (the default, as llama.cpp; half the memory)
+   *  or "f32" (exact: the parity tests against llama.cpp's F32 cache use it). */
+  kvType?: KvType;
   /** Map the file instead of reading the weights into our own buffers (default true, with the
    *  native addon): processes on one file share its pages, and the OS may reclaim them. */
   mmap?: boolean;
@@ -38,6 +42,7 @@ export class Model implements Engine {
     readonly weights: ModelWeights,
     readonly kernels: Kernels,
     stepTokens: number,
+    readonly kvType: KvType = "f16",
   ) {
     this.ws = new Workspace(config, stepTokens);
     this.layers = {
@@ -56,7 +61,7 @@ export class Model implements Engine {
   /** A KV cache shaped for this model. */
   newCache(opts: { nSeqMax?: number; capacity?: number } = {}): KvCache {
     const c = this.config;
-    return new KvCache(c.nLayers, c.nKvHeads, c.headDim, opts.nSeqMax ?? 64, opts.capacity ?? 256, this.kernels.copyRows);
+    return new KvCache(c.nLayers, c.nKvHeads, c.headDim, opts.nSeqMax ?? 64, opts.capacity ?? 256, this.kernels.copyRows, this.kvType);
   }
 
   /** Runs a batch; returns logits [nWanted, nVocab] for the entries that want them. */
@@ -81,7 +86,9 @@ export function loadModel(file?: string, opts: LoadOptions = {}): Model {
   file ??= defaultModelPath();
   const gguf = GgufFile.open(file);
   try {
-    const config = readConfig(gguf, { ctxSize: opts.ctxSize });
+    const kvType = opts.kvType ?? "f16";
+    if (kvType !== "f16" && kvType !== "f32") throw new UsageError(`kvType must be "f16" or "f32", got ${JSON.stringify(kvType)}`);
+    const config = readConfig(gguf, { ctxSize: opts.ctxSize, kvBytesPerValue: kvType === "f16" ? 2 : 4 });
     const kernels = selectKernels(opts.kernels);
     if (kernels.name === "native" && opts.mmap !== false) gguf.useMapping((offset, length) => (kernels as NativeKernels).mapFile(file, offset, length));
     const weights = loadWeights(gguf, config);
@@ -89,7 +96,7 @@ export function loadModel(file?: string, opts: LoadOptions = {}): Model {
       if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
       kernels.setThreads(opts.threads);
     }
-    return new Model(file, gguf, config, weights, kernels, opts.stepTokens ?? 512);
+    return new Model(file, gguf, config, weights, kernels, opts.stepTokens ?? 512, kvType);
   } catch (e) {
     gguf.close();
     throw e;

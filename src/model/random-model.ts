@@ -50,10 +50,15 @@ export const SHAPES: Record<string, ModelShape> = {
     name: "Qwen2.5-0.5B-shaped (random weights)", arch: "qwen2",
     nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, nFf: 4864, nVocab: 151936, nCtxTrain: 32768, ropeBase: 1000000, rmsEps: 1e-6,
   },
+  // Llama-3.2-1B's config.json (tied embeddings; its rope_freqs scaling left out, as below).
+  "llama3.2-1b": {
+    name: "Llama-3.2-1B-shaped (random weights)", arch: "llama",
+    nLayers: 16, dim: 2048, nHeads: 32, nKvHeads: 8, nFf: 8192, nVocab: 128256, nCtxTrain: 131072, ropeBase: 500000, rmsEps: 1e-5,
+  },
   // Llama-3.1-8B's config.json (its rope_freqs scaling is left out: random weights either way).
   "llama3.1-8b": {
     name: "Llama-3.1-8B-shaped (random weights)", arch: "llama",
-    nLayers: 32, dim: 4096, nHeads: 32, nKvHeads: 8, nFf: 14336, nVocab: 128256, nCtxTrain: 131072, ropeBase: 500000, rmsEps: 1e-5,
+    nLayers: 32, dim: 4096, nHeads: 32, nKvHeads: 8, nFf: 14336, nVocab: 128256, nCtxTrain: 131072, ropeBase: 500000, rmsEps: 1e-5, untied: true,
   },
   // Qwen3-0.6B's config.json: head_dim 128 (not 1024 / 16), tied embeddings, q_norm / k_norm.
   "qwen3-0.6b": {
@@ -161,6 +166,8 @@ export interface RandomModelOptions {
   seed?: number;
   /** Override a few shape fields (tests use a smaller vocabulary or fewer layers). */
   shape?: Partial<ModelShape>;
+  /** llama-quantize's type mix instead of one type: "Q4_K_M" (what most downloads are). */
+  mix?: "Q4_K_M";
   /** More metadata, or replacements for the generated keys (a chat template, a broken value). */
   metadata?: Array<[string, GgufKv]>;
 }
@@ -179,7 +186,8 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     return out;
   };
   const asBytes = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-  const matrix = (name: string, nOut: number, nIn: number, std: number, wanted = o.type ?? GgmlType.F32): TensorToWrite => {
+  const mixed = o.mix ? q4kmType(s) : null;
+  const matrix = (name: string, nOut: number, nIn: number, std: number, wanted = mixed?.(name) ?? o.type ?? GgmlType.F32): TensorToWrite => {
     const type = fallbackType(wanted, nIn);
     return { name, ne: [nIn, nOut], type, data: () => {
       if (type === GgmlType.F32) return pieces(nOut, nIn, (n) => asBytes(noise(n, std)));
@@ -196,7 +204,7 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
     name, ne: [n], type: GgmlType.F32, data: () => asBytes(noise(n, std, mean)),
   });
 
-  const tensors: TensorToWrite[] = [matrix("token_embd.weight", s.nVocab, s.dim, s.embdStd ?? 0.1, o.embdType ?? o.type)];
+  const tensors: TensorToWrite[] = [matrix("token_embd.weight", s.nVocab, s.dim, s.embdStd ?? 0.1, mixed?.("token_embd.weight") ?? o.embdType ?? o.type)];
   const qDim = s.nHeads * headDim;
   const kvDim = s.nKvHeads * headDim;
   const inStd = 1 / Math.sqrt(s.dim);
@@ -255,6 +263,25 @@ export function writeRandomModel(file: string, shapeName: string, o: RandomModel
   const extra = new Map(o.metadata ?? []);
   writeGguf(file, [...metadata.filter(([k]) => !extra.has(k)), ...extra], tensors);
   return s;
+}
+
+/**
+ * llama-quantize's Q4_K_M (llama.cpp src/llama-quant.cpp, llama_tensor_get_type): Q4_K, except
+ * Q6_K for the output (the embedding when the model ties them) and for attn_v and ffn_down in
+ * the layers use_more_bits picks (the first and last eighth, and every third between), Q5_K for
+ * a fused attn_qkv; the K-quant fallbacks for rows that are not a multiple of 256 apply after.
+ */
+function q4kmType(s: ModelShape): (name: string) => GgmlType {
+  const n = s.nLayers;
+  const eighth = Math.floor(n / 8), sevenEighths = Math.floor((7 * n) / 8); // C's integer division
+  const moreBits = (l: number) => l < eighth || l >= sevenEighths || (l - eighth) % 3 === 2;
+  return (name) => {
+    if (name === "output.weight" || (name === "token_embd.weight" && !s.untied)) return GgmlType.Q6_K;
+    const m = /^blk\.(\d+)\.(attn_v|ffn_down|attn_qkv)\.weight$/.exec(name);
+    if (m?.[2] === "attn_qkv") return GgmlType.Q5_K;
+    if (m && moreBits(Number(m[1]))) return GgmlType.Q6_K;
+    return GgmlType.Q4_K;
+  };
 }
 
 /**

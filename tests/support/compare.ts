@@ -37,6 +37,8 @@ export interface CompareOptions {
   metadata?: Array<[string, GgufKv]>;
   /** The context both engines run in (default: llama.cpp's, just above prompt + continuation). */
   contextSize?: number;
+  /** The KV cache type of both engines (default f32: exact). */
+  kv?: "f16" | "f32";
 }
 
 export async function compareWithLlamaCpp(shape: string, o: CompareOptions): Promise<Compared> {
@@ -45,8 +47,8 @@ export async function compareWithLlamaCpp(shape: string, o: CompareOptions): Pro
   const s = writeRandomModel(file, shape, { type, seed: 7, shape: { ...o.shape, ...(o.nLayers ? { nLayers: o.nLayers } : {}) }, metadata: o.metadata });
   try {
     const prompt = randomTokens(o.promptLength, s.nVocab - 2, 11);
-    const ref = await llamaCppRun(file, prompt, o.nGen, { nVocab: s.nVocab, contextSize: o.contextSize });
-    const model = loadModel(file, { threads: 2, ctxSize: o.contextSize ?? o.promptLength + o.nGen + 16 });
+    const ref = await llamaCppRun(file, prompt, o.nGen, { nVocab: s.nVocab, contextSize: o.contextSize, kvF32: o.kv !== "f16" });
+    const model = loadModel(file, { threads: 2, kvType: o.kv ?? "f32", ctxSize: o.contextSize ?? o.promptLength + o.nGen + 16 });
     try {
       const ours = logSoftmax(model.forward(model.newCache({ capacity: o.promptLength }), sequenceBatch(prompt)));
       let top = 0;
