@@ -45,7 +45,11 @@ for (const shape of SHAPES) {
 }
 
 // Full depth. Tolerances for rounded types measured as stated above, with headroom.
-const FULL: Array<[GgmlType, number]> = [[GgmlType.F32, 1e-3], [GgmlType.F16, 0.05], [GgmlType.Q8_0, 0.3], [GgmlType.Q4_K, 0.3]];
+// Our own engine, every matmul output nudged by 1e-7, moves these full-depth log-probabilities by
+// 0.24 (Q8_0) and 0.27 (Q4_K) on the SmolLM2 shape (`node dist/tools/experiments.js perturb 8
+// smollm2-135m 30 512`, and 12): the floor for any two engines that sum in different orders; the
+// bounds sit about twice above it.
+const FULL: Array<[GgmlType, number]> = [[GgmlType.F32, 1e-3], [GgmlType.F16, 0.05], [GgmlType.Q8_0, 0.5], [GgmlType.Q4_K, 0.5]];
 for (const shape of SHAPES) {
   for (const [type, tol] of FULL) {
     test(`full depth ${shape} ${typeName(type)}: log-probs within ${tol} of llama.cpp after 512 tokens, the same 32-token greedy continuation up to a near-tie`, async () => {
@@ -59,13 +63,14 @@ for (const shape of SHAPES) {
 
 // The default F16 KV cache against llama.cpp's F16 cache (flash attention off): both store K and V
 // rounded to F16; llama.cpp also rounds the query and the attention probabilities to F16 for its
-// F16 matmuls, which ours keeps in F32, so the two part by more than F32's 1e-3.
+// F16 matmuls, which ours keeps in F32, so the two part by more than F32's 1e-3 (measured: 3.7e-3
+// on SmolLM2, 9.4e-4 on Qwen2.5).
 for (const shape of SHAPES) {
-  test(`full depth ${shape} F32 weights, F16 KV cache (our default): log-probs within 0.05 of llama.cpp's F16 cache, the same greedy tokens up to a near-tie`, async () => {
+  test(`full depth ${shape} F32 weights, F16 KV cache (our default): log-probs within 1e-2 of llama.cpp's F16 cache, the same greedy tokens up to a near-tie`, async () => {
     const r = await compareWithLlamaCpp(shape, { type: GgmlType.F32, promptLength: 512, nGen: 32, kv: "f16" });
     console.log(`# F16 KV ${shape}: max |dlogp| ${r.maxDiff.toExponential(2)}`);
-    assert.ok(r.maxDiff < 0.05, `max |log-prob difference| ${r.maxDiff}`);
-    assertSameGreedy(r, 0.05);
+    assert.ok(r.maxDiff < 1e-2, `max |log-prob difference| ${r.maxDiff}`);
+    assertSameGreedy(r, 1e-2);
   });
 }
 
