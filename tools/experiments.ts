@@ -6,6 +6,11 @@
 //     The wrong answers of ParallelComp (retrieval preset, `eval`'s samples and seeds): which
 //     chunks hold the value, which one was kept, how the kept chunk begins, what was answered
 //     (the model card's "all 6 number_string misses at 16K are the needle's second half").
+//   node dist/tools/experiments.js lengthbias [task] [length] [samples]
+//     The kept-slot bias by chunk length (ParallelComp, top 1 and the default preset's top 3,
+//     `eval`'s samples, seeds and answer room): how often a kept chunk lacks the value, and how
+//     often that chunk is the document's last one or the shortest one, against what chance gives;
+//     the chunk lengths; accuracy.
 //   node dist/tools/experiments.js perturb [type]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
 //     (2-layer SmolLM2-width random model, 64-token prompt): the floor for agreement with any
@@ -17,18 +22,24 @@ import { loadModel } from "../src/model/model.js";
 import { loadTokenizer } from "../src/tokenizer/index.js";
 import { defaultModelPath } from "../src/model/bundled.js";
 import { isCorrect, makeSample, type TaskName } from "../src/eval/tasks.js";
-import { holdsAnswer } from "../src/eval/run.js";
+import { evalAnswerTokens, holdsAnswer } from "../src/eval/run.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
-import { parallelComp } from "../src/method/parallelcomp.js";
+import { parallelComp, type ParallelCompResult } from "../src/method/parallelcomp.js";
 import { resolveOptions } from "../src/method/options.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import type { Kernels } from "../src/kernels/types.js";
 
-function separator(samples: number) {
+/** The bundled model, its tokenizer and a token counter of text. */
+function bundled() {
   const model = loadModel(defaultModelPath());
   const tok = loadTokenizer(model.gguf);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+  return { model, tok, count };
+}
+
+function separator(samples: number) {
+  const { model, tok, count } = bundled();
   const o = resolveOptions("retrieval", { maxTokens: 16 }); // as `parallelcomp eval` sizes chunks
   for (const task of ["passkey", "number_string"] as TaskName[]) {
     const kept = { scored: 0, skipped: 0 };
@@ -45,14 +56,12 @@ function separator(samples: number) {
 }
 
 function misses(task: TaskName, length: number, samples: number) {
-  const model = loadModel(defaultModelPath());
-  const tok = loadTokenizer(model.gguf);
-  const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
-  const o = resolveOptions("retrieval", { maxTokens: task === "kv_retrieval" ? 24 : 16 }); // as `parallelcomp eval`
+  const { model, tok, count } = bundled();
   let wrong = 0;
   for (let i = 0; i < samples; i++) {
     const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
     const req = tokenizeRequest(tok, model.gguf, s.request);
+    const o = resolveOptions("retrieval", { maxTokens: evalAnswerTokens(count, s.answer) }); // as `parallelcomp eval`
     const r = parallelComp(model, req, o, { boundary: boundaryOf(tok), stopTokens: tok.eogTokens });
     const answer = tok.decode(r.tokens, { skipSpecial: true });
     if (isCorrect(s, answer)) continue;
@@ -63,6 +72,56 @@ function misses(task: TaskName, length: number, samples: number) {
     console.log(`sample ${i}: value ${s.answer} in chunk(s) ${holders.map((j) => `#${j} (score ${r.scores[j].toFixed(4)})`).join(", ") || "none"}; kept #${k.index} (score ${k.score.toFixed(4)}), which begins ${JSON.stringify(head)}; answered ${JSON.stringify(answer)}`);
   }
   console.log(`${task} @ ${length}, ${samples} samples: ${wrong} wrong`);
+}
+
+/** Per preset: answers right, kept slots, those without the value, and of these the last / shortest chunk (with chance's count). */
+interface SlotTally { right: number; slots: number; without: number; last: number; shortest: number; lastByChance: number; shortestByChance: number; rankSum: number }
+
+function lengthBias(task: TaskName, length: number, samples: number) {
+  const { model, tok, count } = bundled();
+  const runs = [{ name: "top 1", keepChunks: 1 }, { name: "top 3 (default preset)", keepChunks: 3 }];
+  const tally: SlotTally[] = runs.map(() => ({ right: 0, slots: 0, without: 0, last: 0, shortest: 0, lastByChance: 0, shortestByChance: 0, rankSum: 0 }));
+  const lengths = { lastShortest: 0, lastOverMedian: [] as number[], spread: [] as number[], chunks: [] as number[] };
+  for (let i = 0; i < samples; i++) {
+    const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const hooks = { boundary: boundaryOf(tok), stopTokens: tok.eogTokens };
+    const results: ParallelCompResult[] = runs.map((p) => parallelComp(model, req, resolveOptions("default", { keepChunks: p.keepChunks, maxTokens: evalAnswerTokens(count, s.answer) }), hooks));
+    const spans = results[0].spans;
+    const len = spans.map((x) => x.end - x.start);
+    const n = spans.length;
+    const holds = spans.map((x) => holdsAnswer(tok, req.context, x, s.answer));
+    const min = Math.min(...len);
+    const sorted = [...len].sort((a, b) => a - b);
+    // A chunk's length rank from 0 (shortest) to 1 (longest), ties sharing their mean rank.
+    const rank = (l: number) => (sorted.indexOf(l) + sorted.lastIndexOf(l)) / 2 / Math.max(1, n - 1);
+    lengths.lastShortest += len[n - 1] === min ? 1 : 0;
+    lengths.lastOverMedian.push(len[n - 1] / sorted[Math.floor(n / 2)]);
+    lengths.spread.push((sorted[n - 1] - min) / sorted[n - 1]);
+    lengths.chunks.push(n);
+    const free = holds.filter((h) => !h).length; // chunks a slot without the value could go to
+    const shortFree = len.filter((l, j) => l === min && !holds[j]).length;
+    results.forEach((r, p) => {
+      const t = tally[p];
+      t.right += isCorrect(s, tok.decode(r.tokens, { skipSpecial: true })) ? 1 : 0;
+      t.slots += r.kept.length;
+      const without = r.kept.filter((k) => !holds[k.index]);
+      t.without += without.length;
+      t.last += without.filter((k) => k.index === n - 1).length;
+      t.shortest += without.filter((k) => len[k.index] === min).length;
+      t.rankSum += without.reduce((a, k) => a + rank(len[k.index]), 0);
+      if (free > 0) {
+        t.lastByChance += holds[n - 1] ? 0 : without.length / free;
+        t.shortestByChance += (without.length * shortFree) / free;
+      }
+    });
+  }
+  const f = (xs: number[], d = 2) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
+  console.log(`${task} @ ${length}, ${samples} samples: ${f(lengths.chunks, 0)} chunks; the last chunk is the shortest in ${lengths.lastShortest} of ${samples}, its length over the median ${f(lengths.lastOverMedian)}; (longest - shortest) / longest ${f(lengths.spread)}`);
+  runs.forEach((p, j) => {
+    const t = tally[j];
+    console.log(`  ${p.name}: accuracy ${t.right}/${samples}; kept slots without the value ${t.without} of ${t.slots}: the last chunk ${t.last} (chance ${t.lastByChance.toFixed(1)}), the shortest chunk ${t.shortest} (chance ${t.shortestByChance.toFixed(1)}), mean length rank ${t.without > 0 ? (t.rankSum / t.without).toFixed(2) : "-"} (0 shortest, 1 longest)`);
+  });
 }
 
 function perturb(type: number) {
@@ -96,8 +155,9 @@ function perturb(type: number) {
 const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
 else if (what === "perturb") perturb(Number(arg ?? 8));
+else if (what === "lengthbias") lengthBias((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 131072), Number(process.argv[5] ?? 8));
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType]");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | perturb [GgmlType]");
   process.exit(2);
 }
