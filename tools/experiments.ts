@@ -9,7 +9,7 @@
 //   node dist/tools/experiments.js lengthbias [task] [length] [samples]
 //     The kept-slot bias by chunk length (ParallelComp, top 1 and the default preset's top 3,
 //     `eval`'s samples, seeds and answer room): how often a kept chunk lacks the value, and how
-//     often that chunk is the document's last one or the shortest one, against what chance gives;
+//     often that chunk is the document's last one, a shortest or a longest one, against what chance gives;
 //     the chunk lengths; accuracy.
 //   node dist/tools/experiments.js perturb [type]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
@@ -74,14 +74,14 @@ function misses(task: TaskName, length: number, samples: number) {
   console.log(`${task} @ ${length}, ${samples} samples: ${wrong} wrong`);
 }
 
-/** Per preset: answers right, kept slots, those without the value, and of these the last / shortest chunk (with chance's count). */
-interface SlotTally { right: number; slots: number; without: number; last: number; shortest: number; lastByChance: number; shortestByChance: number; rankSum: number }
+/** Per preset: answers right, kept slots, those without the value, and of these the last / a shortest / a longest chunk, each with chance's count. */
+interface SlotTally { right: number; slots: number; without: number; last: number; shortest: number; longest: number; lastByChance: number; shortestByChance: number; longestByChance: number; rankSum: number }
 
 function lengthBias(task: TaskName, length: number, samples: number) {
   const { model, tok, count } = bundled();
   const runs = [{ name: "top 1", keepChunks: 1 }, { name: "top 3 (default preset)", keepChunks: 3 }];
-  const tally: SlotTally[] = runs.map(() => ({ right: 0, slots: 0, without: 0, last: 0, shortest: 0, lastByChance: 0, shortestByChance: 0, rankSum: 0 }));
-  const lengths = { lastShortest: 0, lastOverMedian: [] as number[], spread: [] as number[], chunks: [] as number[] };
+  const tally: SlotTally[] = runs.map(() => ({ right: 0, slots: 0, without: 0, last: 0, shortest: 0, longest: 0, lastByChance: 0, shortestByChance: 0, longestByChance: 0, rankSum: 0 }));
+  const lengths = { lastShortest: 0, lastOverMedian: [] as number[], spread: [] as number[], chunks: [] as number[], min: [] as number[], median: [] as number[], max: [] as number[] };
   for (let i = 0; i < samples; i++) {
     const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
     const req = tokenizeRequest(tok, model.gguf, s.request);
@@ -92,15 +92,20 @@ function lengthBias(task: TaskName, length: number, samples: number) {
     const n = spans.length;
     const holds = spans.map((x) => holdsAnswer(tok, req.context, x, s.answer));
     const min = Math.min(...len);
+    const max = Math.max(...len);
     const sorted = [...len].sort((a, b) => a - b);
     // A chunk's length rank from 0 (shortest) to 1 (longest), ties sharing their mean rank.
     const rank = (l: number) => (sorted.indexOf(l) + sorted.lastIndexOf(l)) / 2 / Math.max(1, n - 1);
     lengths.lastShortest += len[n - 1] === min ? 1 : 0;
     lengths.lastOverMedian.push(len[n - 1] / sorted[Math.floor(n / 2)]);
-    lengths.spread.push((sorted[n - 1] - min) / sorted[n - 1]);
+    lengths.spread.push((max - min) / max);
     lengths.chunks.push(n);
+    lengths.min.push(min);
+    lengths.median.push(sorted[Math.floor(n / 2)]);
+    lengths.max.push(max);
     const free = holds.filter((h) => !h).length; // chunks a slot without the value could go to
     const shortFree = len.filter((l, j) => l === min && !holds[j]).length;
+    const longFree = len.filter((l, j) => l === max && !holds[j]).length;
     results.forEach((r, p) => {
       const t = tally[p];
       t.right += isCorrect(s, tok.decode(r.tokens, { skipSpecial: true })) ? 1 : 0;
@@ -109,18 +114,20 @@ function lengthBias(task: TaskName, length: number, samples: number) {
       t.without += without.length;
       t.last += without.filter((k) => k.index === n - 1).length;
       t.shortest += without.filter((k) => len[k.index] === min).length;
+      t.longest += without.filter((k) => len[k.index] === max).length;
       t.rankSum += without.reduce((a, k) => a + rank(len[k.index]), 0);
       if (free > 0) {
         t.lastByChance += holds[n - 1] ? 0 : without.length / free;
         t.shortestByChance += (without.length * shortFree) / free;
+        t.longestByChance += (without.length * longFree) / free;
       }
     });
   }
   const f = (xs: number[], d = 2) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
-  console.log(`${task} @ ${length}, ${samples} samples: ${f(lengths.chunks, 0)} chunks; the last chunk is the shortest in ${lengths.lastShortest} of ${samples}, its length over the median ${f(lengths.lastOverMedian)}; (longest - shortest) / longest ${f(lengths.spread)}`);
+  console.log(`${task} @ ${length}, ${samples} samples: ${f(lengths.chunks, 0)} chunks of ${f(lengths.min, 0)} / ${f(lengths.median, 0)} / ${f(lengths.max, 0)} tokens (shortest / median / longest); the last chunk is the shortest in ${lengths.lastShortest} of ${samples}, its length over the median ${f(lengths.lastOverMedian)}; (longest - shortest) / longest ${f(lengths.spread)}`);
   runs.forEach((p, j) => {
     const t = tally[j];
-    console.log(`  ${p.name}: accuracy ${t.right}/${samples}; kept slots without the value ${t.without} of ${t.slots}: the last chunk ${t.last} (chance ${t.lastByChance.toFixed(1)}), the shortest chunk ${t.shortest} (chance ${t.shortestByChance.toFixed(1)}), mean length rank ${t.without > 0 ? (t.rankSum / t.without).toFixed(2) : "-"} (0 shortest, 1 longest)`);
+    console.log(`  ${p.name}: accuracy ${t.right}/${samples}; kept slots without the value ${t.without} of ${t.slots}: the last chunk ${t.last} (chance ${t.lastByChance.toFixed(1)}), a shortest chunk ${t.shortest} (chance ${t.shortestByChance.toFixed(1)}), a longest chunk ${t.longest} (chance ${t.longestByChance.toFixed(1)}), mean length rank ${t.without > 0 ? (t.rankSum / t.without).toFixed(2) : "-"} (0 shortest, 1 longest)`);
   });
 }
 
