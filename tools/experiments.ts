@@ -11,6 +11,10 @@
 //     `eval`'s samples, seeds and answer room): how often a kept chunk lacks the value, and how
 //     often that chunk is the document's last one, a shortest or a longest one, against what chance gives;
 //     the chunk lengths; accuracy.
+//   node dist/tools/experiments.js chunks [task] [length] [budget]
+//     How chunkContext cuts a sample (`eval`'s seed 1, depth 0.5; budget: `eval`'s chunk budget
+//     unless given): the count, the shortest / 5th percentile / median / longest and last length,
+//     and how many cuts fall after each boundary kind. No model run, only the tokenizer.
 //   node dist/tools/experiments.js perturb [type]
 //     How far our own engine's log-probs move when every matmul output is nudged by 1e-7
 //     (2-layer SmolLM2-width random model, 64-token prompt): the floor for agreement with any
@@ -24,7 +28,8 @@ import { defaultModelPath } from "../src/model/bundled.js";
 import { isCorrect, makeSample, type TaskName } from "../src/eval/tasks.js";
 import { evalAnswerTokens, holdsAnswer } from "../src/eval/run.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
-import { parallelComp, type ParallelCompResult } from "../src/method/parallelcomp.js";
+import { chunkBudget, parallelComp, type ParallelCompResult } from "../src/method/parallelcomp.js";
+import { chunkContext } from "../src/method/chunking.js";
 import { resolveOptions } from "../src/method/options.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
@@ -131,6 +136,21 @@ function lengthBias(task: TaskName, length: number, samples: number) {
   });
 }
 
+function chunks(task: TaskName, length: number, budget?: number) {
+  const { model, tok, count } = bundled();
+  const s = makeSample(task, length, 0.5, 100003, count); // eval's seed 1, one sample
+  const req = tokenizeRequest(tok, model.gguf, s.request);
+  const B = budget ?? chunkBudget(model.config.nCtxTrain, req, evalAnswerTokens(count, s.answer));
+  const boundary = boundaryOf(tok);
+  const spans = chunkContext(req.context, B, boundary);
+  const len = spans.map((x) => x.end - x.start).sort((a, b) => a - b);
+  const kinds = [0, 0, 0, 0, 0];
+  for (const x of spans.slice(0, -1)) kinds[boundary(req.context[x.end - 1])]++;
+  const q = (f: number) => len[Math.min(len.length - 1, Math.floor(f * len.length))];
+  console.log(`${task} @ ${length} (${req.context.length} context tokens), budget ${B}: ${spans.length} chunks of ${len[0]} / ${q(0.05)} / ${q(0.5)} / ${len[len.length - 1]} tokens (shortest / 5% / median / longest), the last ${spans[spans.length - 1].end - spans[spans.length - 1].start}; cuts after a line end ${kinds[4]}, sentence end ${kinds[3]}, clause end ${kinds[2]}, word end ${kinds[1]}, none ${kinds[0]}`);
+  model.close();
+}
+
 function perturb(type: number) {
   const file = path.join(os.tmpdir(), `parallelcomp-perturb-${type}.gguf`);
   writeRandomModel(file, "smollm2-135m", { type, seed: 7, shape: { nLayers: 2, nVocab: 1024 } });
@@ -163,8 +183,9 @@ const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
 else if (what === "perturb") perturb(Number(arg ?? 8));
 else if (what === "lengthbias") lengthBias((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 131072), Number(process.argv[5] ?? 8));
+else if (what === "chunks") chunks((arg ?? "needle") as TaskName, Number(process.argv[4] ?? 131072), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | perturb [GgmlType]");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | chunks [task] [length] [budget] | perturb [GgmlType]");
   process.exit(2);
 }
