@@ -273,24 +273,26 @@ test("chunking cuts at the strongest boundary within 15% of the budget on either
   assert.deepEqual(ends(marked(200, { 110: LINE, 94: SENTENCE, 100: WORD }), 120), [110, 200]);
   // Two sentence ends 7 either side: the earlier; one 12 past loses to both.
   assert.deepEqual(ends(marked(200, { 93: SENTENCE, 107: SENTENCE, 112: SENTENCE }), 120), [93, 200]);
-  // 150 tokens, share 75: nothing within reach but a word end 2 before, so a clause end 25 before
-  // is taken (a JSON pair kept whole); the line end 40 past comes after it in the search.
-  assert.deepEqual(ends(marked(150, { 50: CLAUSE, 73: WORD, 115: LINE }), 120), [50, 150]);
+  // 150 tokens (filled: a hard cut at 120), share 75: nothing within reach but a word end 2
+  // before, so a clause end 25 before is taken (a JSON pair kept whole); the line end 40 before
+  // comes after it in the search.
+  assert.deepEqual(ends(marked(150, { 50: CLAUSE, 73: WORD, 35: LINE }), 120), [50, 150]);
   // A line end 43 before the share is past the far reach: the word end stays.
   assert.deepEqual(ends(marked(150, { 73: WORD, 32: LINE }), 120), [73, 150]);
 });
 
-test("chunking never makes a chunk longer than the budget, and takes one more chunk where the budgets of the chunks after would force a weaker cut", () => {
-  // 200 tokens, budget 120. Filled to the budget: a hard cut at 120 (nothing within 42 before it
-  // beats nothing) and 80 left: two chunks. Two equal shares of 100 would cut at the word end at
-  // 98: the clause end at 70 is within the far reach, but leaves 130 > 120 to the last chunk.
-  // So three: the clause end 3 past 67, then 65 and 65 with no boundary near 135.
-  const ctx = marked(200, { 98: WORD, 70: CLAUSE });
-  assert.deepEqual(ends(ctx, 120), [70, 135, 200]);
+test("chunking never makes a chunk longer than the budget or leaves the later chunks more than theirs; equal shares replace the filled chunks only with cuts no weaker than theirs", () => {
+  // 200 tokens, budget 120: filled, a hard cut at 120 (nothing within 42 before it) and 80 left.
+  // Two shares of 100 cut at the word end 2 before: the clause end at 70 is within the far reach
+  // but would leave 130 > 120 to the last chunk.
+  assert.deepEqual(ends(marked(200, { 98: WORD, 70: CLAUSE }), 120), [98, 200]);
   // A line end 25 past the share would make the first chunk 125 > 120 tokens: not taken.
   const spans = chunkContext(marked(200, { 125: LINE }), 120, kindIs);
   assert.deepEqual(spans.map((s) => s.end), [100, 200]);
-  for (const s of spans) assert.ok(s.end - s.start <= 120);
+  // Filled: a sentence end at 118, then 7 tokens. Two shares of 62.5 would cut at a word end (the
+  // sentence end is 55 away, past the far reach): weaker, so the filled chunks stay.
+  const words = Array.from({ length: 125 }, (_, i) => (i === 117 ? SENTENCE : WORD));
+  assert.deepEqual(ends(words, 120), [118, 125]);
 });
 
 test("chunking: an N just above a multiple of the budget gives equal parts, not full chunks and a sliver", () => {
@@ -310,17 +312,24 @@ test("chunking: an N just above a multiple of the budget gives equal parts, not 
   }
 });
 
-test("chunking with sentence ends at most g tokens apart: chunks cover the context in order, none over the budget, every cut at a sentence end, each within g of an equal share of what is left, all within 2g of each other", () => {
+test("chunking with sentence ends at most g tokens apart: as many chunks as filling gives, in order, none over the budget, every cut at a sentence end, each within g of an equal share of what is left, all within 2g of each other", () => {
   let state = 12345;
   const random = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
   for (let c = 0; c < 200; c++) {
-    const budget = 70 + Math.floor(random() * 400); // reach >= 10 >= g
+    const budget = 70 + Math.floor(random() * 400); // reach: 10 or more tokens, beyond g - 1
     const N = 1 + Math.floor(random() * 20000);
     const g = 1 + Math.floor(random() * 10);
     const ctx = Array<number>(N).fill(WORD);
     for (let i = Math.floor(random() * g); i < N; i += 1 + Math.floor(random() * g)) ctx[i] = SENTENCE;
     const spans = chunkContext(ctx, budget, kindIs);
     const what = `case ${c}: N ${N}, budget ${budget}, g ${g}`;
+    // Filling: each chunk to the budget, cut back to the last sentence end (g - 1 < 15% of the budget back at most).
+    let filled = 0;
+    for (let at = 0; at < N; filled++) {
+      at = Math.min(N, at + budget);
+      if (at < N) while (ctx[at - 1] !== SENTENCE) at--;
+    }
+    assert.equal(spans.length, filled, what);
     let at = 0;
     spans.forEach((s, k) => {
       assert.equal(s.start, at, what);
