@@ -1,7 +1,7 @@
 // The library entry point.
 
 export { ask, askStream, type AskRequest, type AskOptions, type AskResult, type AskChunk, type AskStream } from "./api.js";
-export { resolveOptions, PRESETS, DEFAULTS, PAPER_RECIPE, type ParallelCompOptions, type OptionOverrides } from "./method/options.js";
+export { resolveOptions, PRESETS, DEFAULTS, ANSWER_TOKENS, PAPER_RECIPE, type ParallelCompOptions, type OptionOverrides } from "./method/options.js";
 export { METHODS, type Method } from "./method/baselines.js";
 export type { Progress } from "./method/parallelcomp.js";
 export { loadTokenizer, type Tokenizer } from "./tokenizer/index.js";

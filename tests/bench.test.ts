@@ -26,8 +26,8 @@ test("batching rows: chunks per KV budget follow SnapKV's kept rows (capacity 0.
   const [speed, memory] = rows;
   assert.ok(speed.ours > 0 && speed.reference! > 0, "both stage-0 rates measured");
   // Per chunk and (layer, KV head): 65 rows without compression, ceil(0.5 * 65) = 33 with it;
-  // each row holds K and V of headDim 32 floats.
-  const rowBytes = 2 * (shape.dim / shape.nHeads) * 4;
+  // each row holds K and V of headDim 32 values, F16 (the default cache): 2 bytes each.
+  const rowBytes = 2 * (shape.dim / shape.nHeads) * 2;
   const perChunk = (rowsPerHead: number) => shape.nLayers * shape.nKvHeads * rowsPerHead * rowBytes;
   assert.equal(memory.reference, Math.floor(2 ** 20 / perChunk(65)));
   assert.equal(memory.ours, Math.floor(2 ** 20 / perChunk(33)));

@@ -260,16 +260,89 @@ test("calibration inside a request evicts, in each recipe layer, exactly the key
   assert.equal(only.r.evictedByCalibration, layers[1].evicted.length);
 });
 
-test("chunking cuts on token boundaries, preferring the strongest boundary within 15% of the cut, else a clause end or better within 35%", () => {
-  // token 1 ends a line, 2 a sentence, 3 a word, 4 a clause: a line end 14 back beats a word end 1
-  // back, a sentence end 5 back beats a word end 2 back; with nothing within 15 back, a line end
-  // 19 back is taken; a clause end 29 back beats a word end 1 back (a JSON pair kept whole); a
-  // word end 20 back is not taken, nor anything 36 back.
-  const at: Record<number, number> = { 85: 1, 98: 3, 180: 2, 183: 3, 279: 1, 360: 1, 459: 3, 430: 4, 510: 3, 494: 4 };
-  const ctx = Array.from({ length: 600 }, (_, i) => at[i] ?? 0);
-  const kind = (t: number) => (t === 1 ? 4 : t === 2 ? 3 : t === 3 ? 1 : t === 4 ? 2 : 0);
-  assert.deepEqual(chunkContext(ctx, 100, kind).map((s) => s.end), [86, 181, 280, 361, 431, 531, 600]);
-  assert.deepEqual(chunkContext(ctx.slice(0, 250), 100), [{ start: 0, end: 100 }, { start: 100, end: 200 }, { start: 200, end: 250 }]);
+// A context of N tokens whose token at cut - 1 carries the boundary kind given for `cut` (a chunk
+// ending before token `cut` ends after that boundary); the tokens are their own kinds.
+const LINE = 4, SENTENCE = 3, CLAUSE = 2, WORD = 1;
+const marked = (N: number, marks: Record<number, number>) => Array.from({ length: N }, (_, i) => marks[i + 1] ?? 0);
+const kindIs = (t: number) => t as 0 | 1 | 2 | 3 | 4;
+const ends = (ctx: number[], budget: number) => chunkContext(ctx, budget, kindIs).map((s) => s.end);
+
+test("chunking cuts at the strongest boundary within 15% of the budget on either side of an equal share, the nearest among equals, else a clause end or better within 35%", () => {
+  // Budget 120: reach 18, far reach 42; 200 tokens fill two chunks, so each share is 100.
+  // A line end 10 past the share beats a sentence end 6 before it and a word end at it.
+  assert.deepEqual(ends(marked(200, { 110: LINE, 94: SENTENCE, 100: WORD }), 120), [110, 200]);
+  // Two sentence ends 7 either side: the earlier; one 12 past loses to both.
+  assert.deepEqual(ends(marked(200, { 93: SENTENCE, 107: SENTENCE, 112: SENTENCE }), 120), [93, 200]);
+  // 150 tokens (filled: a hard cut at 120), share 75: nothing within reach but a word end 2
+  // before, so a clause end 25 before is taken (a JSON pair kept whole); the line end 40 before
+  // comes after it in the search.
+  assert.deepEqual(ends(marked(150, { 50: CLAUSE, 73: WORD, 35: LINE }), 120), [50, 150]);
+  // A line end 43 before the share is past the far reach: the word end stays.
+  assert.deepEqual(ends(marked(150, { 73: WORD, 32: LINE }), 120), [73, 150]);
+});
+
+test("chunking never makes a chunk longer than the budget or leaves the later chunks more than theirs; equal shares replace the filled chunks only with cuts no weaker than theirs", () => {
+  // 200 tokens, budget 120: filled, a hard cut at 120 (nothing within 42 before it) and 80 left.
+  // Two shares of 100 cut at the word end 2 before: the clause end at 70 is within the far reach
+  // but would leave 130 > 120 to the last chunk.
+  assert.deepEqual(ends(marked(200, { 98: WORD, 70: CLAUSE }), 120), [98, 200]);
+  // A line end 25 past the share would make the first chunk 125 > 120 tokens: not taken.
+  const spans = chunkContext(marked(200, { 125: LINE }), 120, kindIs);
+  assert.deepEqual(spans.map((s) => s.end), [100, 200]);
+  // Filled: a sentence end at 118, then 7 tokens. Two shares of 62.5 would cut at a word end (the
+  // sentence end is 55 away, past the far reach): weaker, so the filled chunks stay.
+  const words = Array.from({ length: 125 }, (_, i) => (i === 117 ? SENTENCE : WORD));
+  assert.deepEqual(ends(words, 120), [118, 125]);
+});
+
+test("chunking: an N just above a multiple of the budget gives equal parts, not full chunks and a sliver", () => {
+  assert.deepEqual(chunkContext(Array(101).fill(0), 100), [{ start: 0, end: 51 }, { start: 51, end: 101 }]);
+  assert.deepEqual(chunkContext(Array(201).fill(0), 100).map((s) => s.end - s.start), [67, 67, 67]);
+  assert.deepEqual(chunkContext(Array(250).fill(0), 100), [{ start: 0, end: 83 }, { start: 83, end: 167 }, { start: 167, end: 250 }]);
+  assert.deepEqual(chunkContext(Array(100).fill(0), 100), [{ start: 0, end: 100 }]);
+  // Sentence ends every 5 tokens, 203 tokens, budget 100: filled chunks would be 100, 100 and 3;
+  // three equal shares of 67.7 cut at the nearest sentence ends instead.
+  const every5 = Array.from({ length: 203 }, (_, i) => ((i + 1) % 5 === 0 ? SENTENCE : 0));
+  assert.deepEqual(ends(every5, 100), [70, 135, 203]);
+  // Without boundaries, lengths differ by at most one token, whatever N and the budget.
+  for (const [N, budget] of [[1, 1], [7, 3], [1000, 97], [4097, 512], [99, 100]]) {
+    const lengths = chunkContext(Array(N).fill(0), budget).map((s) => s.end - s.start);
+    assert.equal(lengths.length, Math.ceil(N / budget));
+    assert.ok(Math.max(...lengths) - Math.min(...lengths) <= 1, `${N} / ${budget}: ${lengths}`);
+  }
+});
+
+test("chunking with sentence ends at most g tokens apart: as many chunks as filling gives, in order, none over the budget, every cut at a sentence end, each within g of an equal share of what is left, all within 2g of each other", () => {
+  let state = 12345;
+  const random = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (let c = 0; c < 200; c++) {
+    const budget = 70 + Math.floor(random() * 400); // reach: 10 or more tokens, beyond g - 1
+    const N = 1 + Math.floor(random() * 20000);
+    const g = 1 + Math.floor(random() * 10);
+    const ctx = Array<number>(N).fill(WORD);
+    for (let i = Math.floor(random() * g); i < N; i += 1 + Math.floor(random() * g)) ctx[i] = SENTENCE;
+    const spans = chunkContext(ctx, budget, kindIs);
+    const what = `case ${c}: N ${N}, budget ${budget}, g ${g}`;
+    // Filling: each chunk to the budget, cut back to the last sentence end (g - 1 < 15% of the budget back at most).
+    let filled = 0;
+    for (let at = 0; at < N; filled++) {
+      at = Math.min(N, at + budget);
+      if (at < N) while (ctx[at - 1] !== SENTENCE) at--;
+    }
+    assert.equal(spans.length, filled, what);
+    let at = 0;
+    spans.forEach((s, k) => {
+      assert.equal(s.start, at, what);
+      assert.ok(s.end - s.start >= 1 && s.end - s.start <= budget, `${what}: chunk ${k} has ${s.end - s.start} tokens`);
+      if (k < spans.length - 1) assert.equal(ctx[s.end - 1], SENTENCE, `${what}: cut ${s.end}`);
+      const share = (N - s.start) / (spans.length - k);
+      assert.ok(Math.abs(s.end - s.start - share) <= g, `${what}: chunk ${k} has ${s.end - s.start} tokens, its share ${share.toFixed(1)}`);
+      at = s.end;
+    });
+    assert.equal(at, N, what);
+    const lengths = spans.map((s) => s.end - s.start);
+    assert.ok(Math.max(...lengths) - Math.min(...lengths) <= 2 * g, `${what}: lengths ${Math.min(...lengths)}-${Math.max(...lengths)}`);
+  }
 });
 
 test("bad requests get clear errors: empty context or question, a question longer than the window, keepChunks 0, unknown preset", () => {

@@ -10,7 +10,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/model/model.js";
-import { tokenizeRequest } from "../src/method/request.js";
+import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
+import { chunkBudget } from "../src/method/parallelcomp.js";
+import { chunkContext } from "../src/method/chunking.js";
+import { evalAnswerTokens } from "../src/eval/run.js";
 import { makeSample, licenceSentences, NEEDLE_NAMES, LICENSE_DIR, type Sample } from "../src/eval/tasks.js";
 
 const model = loadModel(undefined, { threads: 1 });
@@ -176,4 +179,28 @@ test("chunk recall: a chunk holds the needle when it holds the value, also the n
   assert.equal(holdsAnswer(tok, ids, { start: cut, end: ids.length }, "12345"), true, "the second half still holds the value");
   assert.equal(holdsAnswer(tok, ids, { start: 0, end: count("The sky is blue. The pass key is 1234") }, "12345"), false, "a value cut in two is not held");
   assert.equal(holdsAnswer(tok, ids, { start: count("The sky is blue. The pass key is 12345. Remember it. 12345"), end: ids.length }, "12345"), false);
+});
+
+test("chunks of the bundled model's 32K samples: passkey and number_string cut at sentence ends into lengths within 10% of each other, the last one too; kv_retrieval at the commas between pairs", () => {
+  const b = boundaryOf(tok);
+  for (const task of ["passkey", "number_string", "kv_retrieval"] as const) {
+    const s = makeSample(task, 32768, 0.4, 3, count);
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const budget = chunkBudget(model.config.nCtxTrain, req, evalAnswerTokens(count, s.answer)); // as `eval` sizes them
+    const spans = chunkContext(req.context, budget, b);
+    const text = spans.map((x) => tok.decode(req.context.slice(x.start, x.end)));
+    assert.equal(text.join(""), s.request.context);
+    assert.ok(spans.every((x) => x.end - x.start <= budget), `${task}: a chunk over the budget of ${budget}`);
+    if (task === "kv_retrieval") {
+      // Every chunk holds whole pairs: "{" or the space after a cut's comma, pairs, then "," or "}".
+      const pairs = /^"[0-9a-f-]{36}": "[0-9a-f-]{36}"(, "[0-9a-f-]{36}": "[0-9a-f-]{36}")*$/;
+      text.forEach((t, i) => assert.match(t.slice(1, -1), pairs, `${task} chunk ${i}`));
+      continue;
+    }
+    text.slice(0, -1).forEach((t, i) => assert.ok(t.endsWith("."), `${task}: chunk ${i} ends ${JSON.stringify(t.slice(-20))}`));
+    const lengths = spans.map((x) => x.end - x.start);
+    const longest = Math.max(...lengths);
+    assert.ok(Math.min(...lengths) >= 0.9 * longest, `${task}: lengths ${Math.min(...lengths)}-${longest}`);
+    assert.ok(lengths.at(-1)! >= 0.9 * longest, `${task}: the last chunk has ${lengths.at(-1)} tokens, the longest ${longest}`);
+  }
 });

@@ -14,7 +14,7 @@ import { ask, askStream } from "../src/api.js";
 import { runMethod } from "../src/method/baselines.js";
 import { resolveOptions } from "../src/method/options.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
-import { makeSample } from "../src/eval/tasks.js";
+import { makeSample, TASKS } from "../src/eval/tasks.js";
 import { formatSeconds, progressFields } from "../src/cli/progress.js";
 import { excerpt } from "../src/cli/report.js";
 import { tempDir } from "./support/tmp.js";
@@ -167,12 +167,18 @@ test("--report writes a page that headless Chromium renders: the chunk strip, th
   }
 });
 
-test("demo finds the pass key and says how", () => {
+test("demo finds the pass key and says how; every task's demo answers right with the default answer length", () => {
   const r = cli(["demo", "--length", "16384"]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /read \d+ chunks/);
   assert.match(r.out, /the value \d+ is in chunk #\d+( and #\d+)?, and #\d+ was kept/);
   assert.match(r.out, /\(right\)/);
+  // kv_retrieval's answer is a UUID, 37 byte tokens with its space: a 32-token cap printed "wrong".
+  for (const task of TASKS.filter((t) => t !== "passkey")) {
+    const t = cli(["demo", "--task", task, "--length", "16384"]);
+    assert.equal(t.code, 0, t.err);
+    assert.match(t.out, /^answer: .*\(right\)$/m, `${task}: ${t.out}`);
+  }
   const bad = cli(["demo", "--depth", "2"]);
   assert.equal(bad.code, 1);
   assert.match(bad.err, /'--depth <fraction>' argument '2' is invalid\. expected a number from 0 to 1/);

@@ -13,6 +13,7 @@ import { startServer, StopScanner } from "../src/server/server.js";
 import { parseJob, splitConversation } from "../src/server/requests.js";
 import { makeSample } from "../src/eval/tasks.js";
 import { ask } from "../src/api.js";
+import { ANSWER_TOKENS } from "../src/method/options.js";
 import { BackendError, UsageError, errorKind, errorOfKind } from "../src/errors.js";
 
 const model = loadModel(); // the bundled model: a 512-token window
@@ -50,6 +51,34 @@ test("a chat completion over a document 8x the window finds the pass key, with u
   const pc = (r as any).parallelcomp;
   assert.ok(pc.nChunks >= 8, `nChunks ${pc.nChunks}`);
   assert.equal(pc.keptChunks.length, 2); // the retrieval preset keeps 2
+});
+
+test("a long document without the parallelcomp extension or max_tokens is answered right (the model writes the lead, the default answer length holds it, a UUID's too); a given max_tokens is taken as given", async () => {
+  const filler = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
+  const document = filler.repeat(20) + "The pass key is 48213. Remember it. 48213 is the pass key. " + filler.repeat(20); // 3,689 tokens
+  const chat = { model: "parallelcomp-retrieval", messages: [{ role: "user" as const, content: `${document}\n\nWhat is the pass key?` }] };
+  const r = await client.chat.completions.create(chat);
+  assert.equal(r.choices[0].message.content, "The pass key is 48213");
+  assert.equal(r.choices[0].finish_reason, "stop");
+  assert.ok((r as any).parallelcomp.nChunks > 1, "read in chunks");
+  // 16 answer tokens, as a client may ask: taken as given, so the 21-byte answer does not fit.
+  const cut = await client.chat.completions.create({ ...chat, max_tokens: 16 });
+  assert.equal(cut.usage!.completion_tokens, 16);
+  assert.equal(cut.choices[0].finish_reason, "length");
+  assert.doesNotMatch(cut.choices[0].message.content!, /48213/);
+  // kv_retrieval: the lead and the UUID are 84 byte tokens, then EOS. (No answer prefix here
+  // either; the retrieval preset's 2 chunks, since over the default's 3 this model writes another
+  // "Key: ..." line instead of the answer.)
+  const s = makeSample("kv_retrieval", 2048, 0.5, 5, count);
+  const lead = "The value associated with the specified key is:";
+  assert.equal(count(`${lead} ${s.answer}`), 84);
+  assert.ok(84 + 1 <= ANSWER_TOKENS);
+  const kv = await client.chat.completions.create({
+    model: "m", messages: [{ role: "system", content: s.request.instruction! }, { role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
+    parallelcomp: { preset: "retrieval" },
+  } as any);
+  assert.equal(kv.choices[0].message.content, `${lead} ${s.answer}`);
+  assert.equal(kv.choices[0].finish_reason, "stop");
 });
 
 test("a streamed completion sends the same text as the whole one, then [DONE] and usage", async () => {

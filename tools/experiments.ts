@@ -6,6 +6,15 @@
 //     The wrong answers of ParallelComp (retrieval preset, `eval`'s samples and seeds): which
 //     chunks hold the value, which one was kept, how the kept chunk begins, what was answered
 //     (the model card's "all 6 number_string misses at 16K are the needle's second half").
+//   node dist/tools/experiments.js lengthbias [task] [length] [samples]
+//     The kept-slot bias by chunk length (ParallelComp, top 1 and the default preset's top 3,
+//     `eval`'s samples, seeds and answer room): how often a kept chunk lacks the value, and how
+//     often that chunk is the document's last one, a shortest or a longest one, against what chance gives;
+//     the chunk lengths; accuracy.
+//   node dist/tools/experiments.js chunks [task] [length] [budget]
+//     How chunkContext cuts a sample (`eval`'s seed 1, depth 0.5; budget: `eval`'s chunk budget
+//     unless given): the count, the shortest / 5th percentile / median / longest and last length,
+//     and how many cuts fall after each boundary kind. No model run, only the tokenizer.
 //   node dist/tools/experiments.js kquant SHAPE TYPE LAYERS T...
 //     Our last-token log-probabilities against llama.cpp's (F32 KV) on a random model of SHAPE
 //     with TYPE weights and LAYERS layers, for each prompt length T.
@@ -21,19 +30,26 @@ import { loadModel } from "../src/model/model.js";
 import { loadTokenizer } from "../src/tokenizer/index.js";
 import { defaultModelPath } from "../src/model/bundled.js";
 import { isCorrect, makeSample, type TaskName } from "../src/eval/tasks.js";
-import { holdsAnswer } from "../src/eval/run.js";
+import { evalAnswerTokens, holdsAnswer } from "../src/eval/run.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
-import { parallelComp } from "../src/method/parallelcomp.js";
+import { chunkBudget, parallelComp, type ParallelCompResult } from "../src/method/parallelcomp.js";
+import { chunkContext } from "../src/method/chunking.js";
 import { resolveOptions } from "../src/method/options.js";
 import { writeRandomModel } from "../src/model/random-model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import type { Kernels } from "../src/kernels/types.js";
 import { randomTokens } from "../tests/support/tmp.js";
 
-function separator(samples: number) {
+/** The bundled model, its tokenizer and a token counter of text. */
+function bundled() {
   const model = loadModel(defaultModelPath());
   const tok = loadTokenizer(model.gguf);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+  return { model, tok, count };
+}
+
+function separator(samples: number) {
+  const { model, tok, count } = bundled();
   const o = resolveOptions("retrieval", { maxTokens: 16 }); // as `parallelcomp eval` sizes chunks
   for (const task of ["passkey", "number_string"] as TaskName[]) {
     const kept = { scored: 0, skipped: 0 };
@@ -50,14 +66,12 @@ function separator(samples: number) {
 }
 
 function misses(task: TaskName, length: number, samples: number) {
-  const model = loadModel(defaultModelPath());
-  const tok = loadTokenizer(model.gguf);
-  const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
-  const o = resolveOptions("retrieval", { maxTokens: task === "kv_retrieval" ? 24 : 16 }); // as `parallelcomp eval`
+  const { model, tok, count } = bundled();
   let wrong = 0;
   for (let i = 0; i < samples; i++) {
     const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
     const req = tokenizeRequest(tok, model.gguf, s.request);
+    const o = resolveOptions("retrieval", { maxTokens: evalAnswerTokens(count, s.answer) }); // as `parallelcomp eval`
     const r = parallelComp(model, req, o, { boundary: boundaryOf(tok), stopTokens: tok.eogTokens });
     const answer = tok.decode(r.tokens, { skipSpecial: true });
     if (isCorrect(s, answer)) continue;
@@ -68,6 +82,78 @@ function misses(task: TaskName, length: number, samples: number) {
     console.log(`sample ${i}: value ${s.answer} in chunk(s) ${holders.map((j) => `#${j} (score ${r.scores[j].toFixed(4)})`).join(", ") || "none"}; kept #${k.index} (score ${k.score.toFixed(4)}), which begins ${JSON.stringify(head)}; answered ${JSON.stringify(answer)}`);
   }
   console.log(`${task} @ ${length}, ${samples} samples: ${wrong} wrong`);
+}
+
+/** Per preset: answers right, kept slots, those without the value, and of these the last / a shortest / a longest chunk, each with chance's count. */
+interface SlotTally { right: number; slots: number; without: number; last: number; shortest: number; longest: number; lastByChance: number; shortestByChance: number; longestByChance: number; rankSum: number }
+
+function lengthBias(task: TaskName, length: number, samples: number) {
+  const { model, tok, count } = bundled();
+  const runs = [{ name: "top 1", keepChunks: 1 }, { name: "top 3 (default preset)", keepChunks: 3 }];
+  const tally: SlotTally[] = runs.map(() => ({ right: 0, slots: 0, without: 0, last: 0, shortest: 0, longest: 0, lastByChance: 0, shortestByChance: 0, longestByChance: 0, rankSum: 0 }));
+  const lengths = { lastShortest: 0, lastOverMedian: [] as number[], spread: [] as number[], chunks: [] as number[], min: [] as number[], median: [] as number[], max: [] as number[] };
+  for (let i = 0; i < samples; i++) {
+    const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const hooks = { boundary: boundaryOf(tok), stopTokens: tok.eogTokens };
+    const results: ParallelCompResult[] = runs.map((p) => parallelComp(model, req, resolveOptions("default", { keepChunks: p.keepChunks, maxTokens: evalAnswerTokens(count, s.answer) }), hooks));
+    const spans = results[0].spans;
+    const len = spans.map((x) => x.end - x.start);
+    const n = spans.length;
+    const holds = spans.map((x) => holdsAnswer(tok, req.context, x, s.answer));
+    const min = Math.min(...len);
+    const max = Math.max(...len);
+    const sorted = [...len].sort((a, b) => a - b);
+    // A chunk's length rank from 0 (shortest) to 1 (longest), ties sharing their mean rank.
+    const rank = (l: number) => (sorted.indexOf(l) + sorted.lastIndexOf(l)) / 2 / Math.max(1, n - 1);
+    lengths.lastShortest += len[n - 1] === min ? 1 : 0;
+    lengths.lastOverMedian.push(len[n - 1] / sorted[Math.floor(n / 2)]);
+    lengths.spread.push((max - min) / max);
+    lengths.chunks.push(n);
+    lengths.min.push(min);
+    lengths.median.push(sorted[Math.floor(n / 2)]);
+    lengths.max.push(max);
+    const free = holds.filter((h) => !h).length; // chunks a slot without the value could go to
+    const shortFree = len.filter((l, j) => l === min && !holds[j]).length;
+    const longFree = len.filter((l, j) => l === max && !holds[j]).length;
+    results.forEach((r, p) => {
+      const t = tally[p];
+      t.right += isCorrect(s, tok.decode(r.tokens, { skipSpecial: true })) ? 1 : 0;
+      t.slots += r.kept.length;
+      const without = r.kept.filter((k) => !holds[k.index]);
+      t.without += without.length;
+      t.last += without.filter((k) => k.index === n - 1).length;
+      t.shortest += without.filter((k) => len[k.index] === min).length;
+      t.longest += without.filter((k) => len[k.index] === max).length;
+      t.rankSum += without.reduce((a, k) => a + rank(len[k.index]), 0);
+      if (free > 0) {
+        t.lastByChance += holds[n - 1] ? 0 : without.length / free;
+        t.shortestByChance += (without.length * shortFree) / free;
+        t.longestByChance += (without.length * longFree) / free;
+      }
+    });
+  }
+  const f = (xs: number[], d = 2) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
+  console.log(`${task} @ ${length}, ${samples} samples: ${f(lengths.chunks, 0)} chunks of ${f(lengths.min, 0)} / ${f(lengths.median, 0)} / ${f(lengths.max, 0)} tokens (shortest / median / longest); the last chunk is the shortest in ${lengths.lastShortest} of ${samples}, its length over the median ${f(lengths.lastOverMedian)}; (longest - shortest) / longest ${f(lengths.spread)}`);
+  runs.forEach((p, j) => {
+    const t = tally[j];
+    console.log(`  ${p.name}: accuracy ${t.right}/${samples}; kept slots without the value ${t.without} of ${t.slots}: the last chunk ${t.last} (chance ${t.lastByChance.toFixed(1)}), a shortest chunk ${t.shortest} (chance ${t.shortestByChance.toFixed(1)}), a longest chunk ${t.longest} (chance ${t.longestByChance.toFixed(1)}), mean length rank ${t.without > 0 ? (t.rankSum / t.without).toFixed(2) : "-"} (0 shortest, 1 longest)`);
+  });
+}
+
+function chunks(task: TaskName, length: number, budget?: number) {
+  const { model, tok, count } = bundled();
+  const s = makeSample(task, length, 0.5, 100003, count); // eval's seed 1, one sample
+  const req = tokenizeRequest(tok, model.gguf, s.request);
+  const B = budget ?? chunkBudget(model.config.nCtxTrain, req, evalAnswerTokens(count, s.answer));
+  const boundary = boundaryOf(tok);
+  const spans = chunkContext(req.context, B, boundary);
+  const len = spans.map((x) => x.end - x.start).sort((a, b) => a - b);
+  const kinds = [0, 0, 0, 0, 0];
+  for (const x of spans.slice(0, -1)) kinds[boundary(req.context[x.end - 1])]++;
+  const q = (f: number) => len[Math.min(len.length - 1, Math.floor(f * len.length))];
+  console.log(`${task} @ ${length} (${req.context.length} context tokens), budget ${B}: ${spans.length} chunks of ${len[0]} / ${q(0.05)} / ${q(0.5)} / ${len[len.length - 1]} tokens (shortest / 5% / median / longest), the last ${spans[spans.length - 1].end - spans[spans.length - 1].start}; cuts after a line end ${kinds[4]}, sentence end ${kinds[3]}, clause end ${kinds[2]}, word end ${kinds[1]}, none ${kinds[0]}`);
+  model.close();
 }
 
 function perturb(type: number, shape?: string, nLayers = 2, promptLength = 64) {
@@ -111,8 +197,10 @@ const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
 else if (what === "kquant") void kquant(arg, Number(process.argv[4]), Number(process.argv[5]), process.argv.slice(6).map(Number)).then(() => process.exit(0));
 else if (what === "perturb") perturb(Number(arg ?? 8), process.argv[4], Number(process.argv[5] ?? 2), Number(process.argv[6] ?? 64));
+else if (what === "lengthbias") lengthBias((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 131072), Number(process.argv[5] ?? 8));
+else if (what === "chunks") chunks((arg ?? "needle") as TaskName, Number(process.argv[4] ?? 131072), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | perturb [GgmlType] [shape layers promptLength] | kquant SHAPE TYPE LAYERS T...");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | chunks [task] [length] [budget] | perturb [GgmlType] [shape layers promptLength] | kquant SHAPE TYPE LAYERS T...");
   process.exit(2);
 }

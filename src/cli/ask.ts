@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { METHODS, type Method } from "../method/baselines.js";
-import { PRESETS } from "../method/options.js";
+import { ANSWER_TOKENS, PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
 import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
@@ -68,7 +68,7 @@ export function addAsk(program: Command) {
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
     .option("--chunk-tokens <n>", "context tokens per chunk (default: what the window leaves)", int(16))
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
-    .option("-n, --max-tokens <n>", "answer tokens", int(1, 4096), 32)
+    .option("-n, --max-tokens <n>", "answer tokens (the default holds a UUID answer with its lead in a byte-level vocabulary)", int(1, 4096), ANSWER_TOKENS)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
     .option("--parse-special", "read control-token text in the question, instruction or document (\"</s>\", \"<|im_end|>\") as control tokens; by default it stays text")
     .option("--explain", "after the answer, list the kept chunks with their scores and an excerpt")

@@ -45,10 +45,6 @@ export interface EvalResult {
 export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?: (r: SampleResult, i: number) => void): EvalResult {
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new Error(`samples must be a positive integer, got ${o.samples}`);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
-  // Room for the expected answer plus 8 tokens, measured in this tokenizer: a fixed 24 cut a
-  // UUID in a byte-level vocabulary (37 tokens with its space) and scored every kv_retrieval
-  // answer of the bundled model wrong. The budget also sizes the chunks (the window less it).
-  const answerBudget = (answer: string) => count(" " + answer) + 8;
   const boundary = boundaryOf(tok);
   const results: SampleResult[] = [];
   let tokens = 0;
@@ -57,7 +53,7 @@ export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?
     const depth = o.samples === 1 ? 0.5 : i / (o.samples - 1);
     const s = makeSample(o.task, o.length, depth, o.seed * 100003 + i, count);
     const req = tokenizeRequest(tok, model.gguf, s.request);
-    const opts = resolveOptions(o.preset, { maxTokens: answerBudget(s.answer), ...o.overrides });
+    const opts = resolveOptions(o.preset, { maxTokens: evalAnswerTokens(count, s.answer), ...o.overrides });
     const r = runMethod(o.method, model, req, opts, { boundary, stopTokens: tok.eogTokens });
     const answer = tok.decode(r.tokens, { skipSpecial: true });
     const selects = o.method === "parallelcomp";
@@ -81,6 +77,16 @@ export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     results,
   };
+}
+
+/**
+ * The answer room of an evaluated sample: the expected answer plus 8 tokens, measured in the
+ * model's tokenizer (the sample's answer prefix already holds the lead). A fixed 24 cut a UUID in a
+ * byte-level vocabulary (37 tokens with its space) and scored every kv_retrieval answer of the
+ * bundled model wrong. The budget also sizes the chunks (the window less it).
+ */
+export function evalAnswerTokens(countTokens: (s: string) => number, answer: string): number {
+  return countTokens(" " + answer) + 8;
 }
 
 /**

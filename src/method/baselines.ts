@@ -10,6 +10,7 @@ import { sequenceBatch } from "../engine/batch.js";
 import { abortError, drain, drainAsync, generateSteps } from "../generate/generate.js";
 import { layerAccess, type Engine } from "../engine/engine.js";
 import { chunkBudget, parallelCompSteps, type ParallelCompResult, type RunHooks, type TokenRequest } from "./parallelcomp.js";
+import { chunkContext } from "./chunking.js";
 import type { ParallelCompOptions } from "./options.js";
 import { UsageError } from "../errors.js";
 
@@ -71,7 +72,7 @@ export function* runMethodSteps(method: Method, model: Engine, req: TokenRequest
     }
     case "pcw": {
       const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
-      const nChunks = Math.ceil(req.context.length / chunkTokens) + 1; // chunking may cut early
+      const nChunks = chunkContext(req.context, chunkTokens, hooks.boundary).length;
       return yield* parallelCompSteps(model, req, { ...o, keepChunks: nChunks, eviction: null, calibration: null }, hooks);
     }
     case "ntk": {

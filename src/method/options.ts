@@ -37,8 +37,18 @@ export interface ParallelCompOptions {
   queryRecentTokens: number;
   eviction: EvictionOptions | null;
   calibration: CalibrationOptions | null;
-  maxTokens: number; // answer tokens generated (default 32)
+  maxTokens: number; // answer tokens generated (default ANSWER_TOKENS: 88)
 }
+
+/**
+ * The default answer length, for the library, the CLI's `ask` and `demo` and the server (a
+ * request's own max_tokens is taken as given). It holds the longest answer the bundled model
+ * gives: with no answer prefix the model writes the lead itself, and kv_retrieval's "The value
+ * associated with the specified key is: <UUID>" is 84 of its byte tokens, then EOS (the CLI's old
+ * 32 cut the UUID, even after the lead). Every answer token is taken from each chunk's share of
+ * the window, so it is no larger.
+ */
+export const ANSWER_TOKENS = 88;
 
 export const DEFAULTS: ParallelCompOptions = {
   keepChunks: 3,
@@ -50,7 +60,7 @@ export const DEFAULTS: ParallelCompOptions = {
   queryRecentTokens: 0,
   eviction: null,
   calibration: null,
-  maxTokens: 32,
+  maxTokens: ANSWER_TOKENS,
 };
 
 /** The paper's best recipe for a 32-layer model: middle bias in 1-8, recency in 9-16, sinks in 25-32. */

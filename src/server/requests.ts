@@ -13,7 +13,7 @@
 import type { ChatMessage } from "../tokenizer/chat.js";
 import type { AskOptions, AskRequest } from "../api.js";
 import { METHODS, type Method } from "../method/baselines.js";
-import { PRESETS, renamed } from "../method/options.js";
+import { ANSWER_TOKENS, PRESETS, renamed } from "../method/options.js";
 import type { SamplerOptions } from "../generate/sampler.js";
 
 export class HttpError extends Error {
@@ -119,7 +119,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     messages = [{ role: "user", content: prompt }];
   }
   num(b, "n", 1, 1, true); // one choice per request
-  const maxTokens = num(b, "max_completion_tokens", 1, LIMITS.maxTokens, true) ?? num(b, "max_tokens", 1, LIMITS.maxTokens, true) ?? 256;
+  const maxTokens = num(b, "max_completion_tokens", 1, LIMITS.maxTokens, true) ?? num(b, "max_tokens", 1, LIMITS.maxTokens, true) ?? ANSWER_TOKENS;
   const sampling: SamplerOptions = {
     temperature: num(b, "temperature", 0, 2, false) ?? 0,
     topP: num(b, "top_p", Number.MIN_VALUE, 1, false),
