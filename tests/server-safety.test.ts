@@ -87,7 +87,7 @@ test("limits: a run past --request-timeout gets 504, full above the quadratic li
     assert.match(full.body.error.message, /method "full" over \d+ tokens: .* up to 4096 tokens; use "parallelcomp"/);
     const wide = await post(longChat(200_000, { parallelcomp: { parallel: 16, keep_chunks: 16 } }));
     assert.equal(wide.status, 400);
-    assert.match(wide.body.error.message, /parallel 16 \+ keep_chunks 16 chunks .* need up to 32 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
+    assert.match(wide.body.error.message, /parallel 16 \+ keep_chunks 16 chunks .* need up to 16 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
     const ok = await post(longChat(20_000));
     assert.equal(ok.status, 200);
   } finally {
