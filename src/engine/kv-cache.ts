@@ -187,6 +187,7 @@ export class KvCache {
   seqShift(seq: number, p0: number, p1: number, delta: number, rotate: (layer: number, key: Float32Array, delta: number) => void): void {
     this.checkSeq(seq);
     const hd = this.headDim;
+    const key = new Float32Array(hd); // one widened F16 key at a time
     for (const [l, L] of this.layers.entries()) {
       for (let h = 0; h < this.nKvHeads; h++) {
         for (let r = 0; r < L.nRows[h]; r++) {
@@ -197,7 +198,7 @@ export class KvCache {
             rotate(l, L.k.subarray(cell * hd, (cell + 1) * hd), delta);
           } else {
             // an F16 key is widened, rotated, and stored again (one more rounding)
-            const key = Float32Array.from(L.k.subarray(cell * hd, (cell + 1) * hd), f16BitsToF32);
+            for (let i = 0; i < hd; i++) key[i] = f16BitsToF32(L.k[cell * hd + i]);
             rotate(l, key, delta);
             for (let i = 0; i < hd; i++) L.k[cell * hd + i] = f32ToF16Bits(key[i]);
           }

@@ -82,8 +82,9 @@ let scores = new Float64Array(0);
 export function attentionReference(a: AttentionArgs): void {
   const { q, k, v, rowSeq, rowPos, nRows, cap, qSeq, qPos, visible, nSeqMax, T, nHeads, nKvHeads, headDim, scale, out } = a;
   const window = a.window || Infinity;
-  // An F16 cache holds bits: widen through a table (every F16 value, exact).
-  const kv = (x: Float32Array | Uint16Array, i: number) => (x instanceof Uint16Array ? F16_VALUES()[x[i]] : x[i]);
+  // An F16 cache holds bits: widen through a table (every F16 value, exact), decided once per call.
+  const f16 = k instanceof Uint16Array ? F16_VALUES() : null;
+  const kv = f16 ? (x: Float32Array | Uint16Array, i: number) => f16[x[i]] : (x: Float32Array | Uint16Array, i: number) => x[i];
   const cap1 = a.softcap ? Math.fround(1 / a.softcap) : 0;
   const group = nHeads / nKvHeads;
   if (scores.length < cap) scores = new Float64Array(cap);
