@@ -14,7 +14,7 @@ import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
 import { chunkBudget } from "../src/method/parallelcomp.js";
 import { chunkContext } from "../src/method/chunking.js";
 import { evalAnswerTokens } from "../src/eval/run.js";
-import { makeSample, licenceSentences, NEEDLE_NAMES, LICENSE_DIR, type Sample } from "../src/eval/tasks.js";
+import { makeSample, licenceSentences, NEEDLE_NAMES, LICENSE_DIR, LAYOUTS, type Sample } from "../src/eval/tasks.js";
 
 const model = loadModel(undefined, { threads: 1 });
 after(() => model.close());
@@ -161,6 +161,62 @@ test("needle: NEEDLE_NAMES is the training list of tools/train/tasks.py", () => 
   const list = /^NEEDLE_NAMES = \[([^\]]*)\]/m.exec(py);
   assert.ok(list, "NEEDLE_NAMES in tasks.py");
   assert.deepEqual([...list[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]), NEEDLE_NAMES);
+});
+
+// The prompt as the bundled model reads it (its plain layout), from the request's token parts.
+function promptText(s: Sample): string {
+  const r = tokenizeRequest(tok, model.gguf, s.request);
+  return tok.decode([...r.header, ...r.context, ...r.query]);
+}
+
+test("layouts: each renders the prompt people paste, written out here from InfiniteBench's and RULER's templates", () => {
+  const ib = {
+    passkey: "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information.",
+    number_string: "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the important information there.",
+    kv_retrieval: "Extract the value corresponding to the specified key in the JSON object below.",
+  };
+  const lead = { passkey: "The pass key is", number_string: "The sequence of digits is" };
+  for (const task of ["passkey", "number_string", "kv_retrieval"] as const) {
+    const split = makeSample(task, 700, 0.3, 7, count);
+    const at = (layout: (typeof LAYOUTS)[number]) => makeSample(task, 700, 0.3, 7, count, layout);
+    const ctx = split.request.context;
+    const q = split.request.question;
+    const input = task === "kv_retrieval" ? `${q}\nThe value associated with the specified key is: ` : `${q}\n\n${lead[task]}`;
+    // published: InfiniteBench's template with its input; the runtime's question line break follows
+    assert.equal(promptText(at("published")), `${ib[task]}\n\n${ctx}\n\n${input}\n`);
+    // chat: the same text as one message; the server's split keeps no header and trims the end
+    const chat = at("chat");
+    assert.equal(promptText(chat), `${ib[task]}\n\n${ctx}\n\n${input.trimEnd()}\n`);
+    assert.equal(chat.request.instruction, "");
+    assert.equal(chat.request.context.slice(chat.needleOffset, chat.needleOffset + 20), ctx.slice(split.needleOffset, split.needleOffset + 20));
+    // no_lead: the split prompt without its answer prefix; the lead is what the answer must hold
+    const noLead = at("no_lead");
+    assert.equal(promptText(noLead), `${split.request.instruction}\n\n${ctx}\n\n${q}\n`);
+    assert.equal(noLead.lead, split.request.answerPrefix);
+    for (const l of LAYOUTS.filter((x) => x !== "ruler")) assert.equal(at(l).answer, split.answer, l);
+  }
+  // ruler: RULER's NIAH needle, instruction, question and answer prefix around the same key
+  for (const task of ["passkey", "number_string"] as const) {
+    const s = makeSample(task, 700, 0.5, 3, count, "ruler");
+    const m = /One of the special magic numbers for ([a-z]+-[a-z]+) is: (\d+)\./.exec(s.request.context);
+    assert.ok(m, "RULER needle");
+    assert.equal(m[2], s.answer);
+    assert.equal(m[2].length, task === "passkey" ? 5 : 10);
+    assert.equal(promptText(s).slice(-230), `Some special magic numbers are hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.\n\n${s.request.context}\n\nWhat are all the special magic numbers for ${m[1]} mentioned in the provided text?\nThe special magic number for ${m[1]} mentioned in the provided text is`.slice(-230));
+    assert.ok(promptTokens(s) <= 700);
+  }
+  assert.throws(() => makeSample("kv_retrieval", 700, 0.5, 1, count, "ruler"), /ruler layout is RULER's needle wording, for passkey and number_string \(got kv_retrieval\)/);
+  assert.throws(() => makeSample("needle", 700, 0.5, 1, count, "published"), /needle task comes in the split layout only/);
+});
+
+test("layouts: RULER's key words are the training lists of tools/train/tasks.py", () => {
+  const py = fs.readFileSync(fileURLToPath(new URL("../../tools/train/tasks.py", import.meta.url)), "utf8");
+  const ts = fs.readFileSync(fileURLToPath(new URL("../../src/eval/tasks.ts", import.meta.url)), "utf8");
+  for (const name of ["RULER_ADJECTIVES", "RULER_NOUNS"]) {
+    const words = (src: string) => [...new RegExp(`${name} = \\[([^\\]]*)\\]`).exec(src)![1].matchAll(/"([^"]*)"/g)].map((x) => x[1]);
+    assert.ok(words(py).length >= 30, name);
+    assert.deepEqual(words(ts), words(py), name);
+  }
 });
 
 test("needle: a too short length, a depth outside [0, 1] and a missing licence folder are errors", () => {

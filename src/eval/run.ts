@@ -6,7 +6,7 @@ import type { Tokenizer } from "../tokenizer/index.js";
 import { runMethod, type Method } from "../method/baselines.js";
 import { resolveOptions, type OptionOverrides } from "../method/options.js";
 import { boundaryOf, tokenizeRequest } from "../method/request.js";
-import { isCorrect, makeSample, type TaskName } from "./tasks.js";
+import { isCorrect, makeSample, type LayoutName, type TaskName } from "./tasks.js";
 
 export interface EvalOptions {
   task: TaskName;
@@ -15,6 +15,8 @@ export interface EvalOptions {
   method: Method;
   preset: string;
   seed: number;
+  /** How the question is asked (tasks.ts LAYOUTS); default split. */
+  layout?: LayoutName;
   overrides?: OptionOverrides;
 }
 
@@ -51,9 +53,9 @@ export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?
   let seconds = 0;
   for (let i = 0; i < o.samples; i++) {
     const depth = o.samples === 1 ? 0.5 : i / (o.samples - 1);
-    const s = makeSample(o.task, o.length, depth, o.seed * 100003 + i, count);
+    const s = makeSample(o.task, o.length, depth, o.seed * 100003 + i, count, o.layout);
     const req = tokenizeRequest(tok, model.gguf, s.request);
-    const opts = resolveOptions(o.preset, { maxTokens: evalAnswerTokens(count, s.answer), ...o.overrides });
+    const opts = resolveOptions(o.preset, { maxTokens: evalAnswerTokens(count, s.lead ? `${s.lead} ${s.answer}` : s.answer), ...o.overrides });
     const r = runMethod(o.method, model, req, opts, { boundary, stopTokens: tok.eogTokens });
     const answer = tok.decode(r.tokens, { skipSpecial: true });
     const selects = o.method === "parallelcomp";
@@ -81,7 +83,7 @@ export function runEval(model: Engine, tok: Tokenizer, o: EvalOptions, onSample?
 
 /**
  * The answer room of an evaluated sample: the expected answer plus 8 tokens, measured in the
- * model's tokenizer (the sample's answer prefix already holds the lead). A fixed 24 cut a UUID in a
+ * model's tokenizer (with the lead where the prompt does not end with it). A fixed 24 cut a UUID in a
  * byte-level vocabulary (37 tokens with its space) and scored every kv_retrieval answer of the
  * bundled model wrong. The budget also sizes the chunks (the window less it).
  */

@@ -7,11 +7,13 @@
 //       in real prose: the licence texts of /usr/share/common-licenses, cut at sentence ends.
 //   needle_multikey   the same plus 3 distractor needles (other names, other values) at other
 //       depths: RULER's multi-key NIAH.
+// Layouts (issue 18): how a user phrases the same sample (see LAYOUTS).
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { rng } from "../util/rng.js";
 import type { TextRequest } from "../method/request.js";
+import { splitConversation } from "../server/requests.js";
 
 export const TASKS = ["passkey", "number_string", "kv_retrieval", "needle", "needle_multikey"] as const;
 export type TaskName = (typeof TASKS)[number];
@@ -20,10 +22,39 @@ export const RETRIEVAL_INSTRUCTION = "There is an important info hidden inside a
 export const KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below.";
 const FILLER = ["The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again."];
 
+/**
+ * How the question is asked. The tasks' own layout is `split`; the others are what people paste:
+ *   split      instruction, question and answer prefix apart ("What is the pass key?" + "The pass key is")
+ *   published  InfiniteBench's published input as the question, the answer lead inside it and no
+ *              answer prefix, under InfiniteBench's own instruction (its src/prompt.py templates):
+ *              'Key: "K"\nThe value associated with the specified key is: ', 'What is the pass
+ *              key?\n\nThe pass key is'
+ *   chat       that whole published prompt as one chat message, split as the server splits it
+ *              (instruction and question line into the context, the last paragraph the question)
+ *   no_lead    the question alone, no answer prefix: the model writes the lead itself
+ *   ruler      RULER's NIAH wording: needle "One of the special magic numbers for KEY is: V.",
+ *              its instruction, question and answer prefix (passkey and number_string)
+ */
+export const LAYOUTS = ["split", "published", "chat", "no_lead", "ruler"] as const;
+export type LayoutName = (typeof LAYOUTS)[number];
+
+// InfiniteBench's instructions and answer leads (its open-model templates); RULER's NIAH template.
+const IB_INSTRUCTION = {
+  passkey: "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information.",
+  number_string: "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the important information there.",
+};
+const IB_LEAD = { passkey: "The pass key is", number_string: "The sequence of digits is" };
+const RULER_INSTRUCTION = "Some special magic numbers are hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.";
+// Mirrors RULER_ADJECTIVES / RULER_NOUNS in tools/train/tasks.py; keep them equal.
+const RULER_ADJECTIVES = ["stormy", "quiet", "bright", "ancient", "frozen", "gentle", "hollow", "rapid", "silent", "golden", "bitter", "clever", "dusty", "eager", "fancy", "giant", "humble", "icy", "jolly", "lively", "mellow", "noisy", "odd", "proud", "rusty", "shiny", "tall", "vivid", "wild", "young"];
+const RULER_NOUNS = ["ear", "river", "lamp", "garden", "violin", "pencil", "castle", "mirror", "engine", "forest", "basket", "candle", "harbor", "island", "jacket", "kettle", "ladder", "meadow", "needle", "orchard", "parrot", "quarry", "rocket", "saddle", "tunnel", "umbrella", "valley", "wagon", "yacht", "zebra"];
+
 export interface Sample {
   task: TaskName;
   request: TextRequest;
   answer: string; // expected value
+  /** What a right answer writes before the value where the prompt does not end with it ("" when it does). */
+  lead: string;
   depth: number; // where the needle sits, 0..1
   needleOffset: number; // character offset of the needle in the context
 }
@@ -51,18 +82,32 @@ export function uuid4(random: () => number): string {
  * countTokens measures text in the model's tokens; the filler is built from units whose token
  * counts are measured once, so a 128K-token sample costs no repeated tokenization.
  */
-export function makeSample(task: TaskName, length: number, depth: number, seed: number, countTokens: (s: string) => number): Sample {
+export function makeSample(task: TaskName, length: number, depth: number, seed: number, countTokens: (s: string) => number, layout: LayoutName = "split"): Sample {
   if (!(depth >= 0 && depth <= 1)) throw new Error(`depth must be in [0, 1], got ${depth}`);
+  if (layout === "ruler" && task !== "passkey" && task !== "number_string") {
+    throw new Error(`the ruler layout is RULER's needle wording, for passkey and number_string (got ${task})`);
+  }
+  if (layout !== "split" && (task === "needle" || task === "needle_multikey")) {
+    throw new Error(`the ${task} task comes in the split layout only (got ${layout})`);
+  }
   const random = rng(seed);
-  if (task === "kv_retrieval") return kvSample(length, depth, random, countTokens);
+  if (task === "kv_retrieval") return withLayout(kvSample(length, depth, random, countTokens), layout);
   if (task === "needle" || task === "needle_multikey") return needleSample(task, length, depth, random, countTokens);
   const value = task === "passkey" ? digits(random, 5) : digits(random, 10);
-  const needle = task === "passkey"
+  let needle = task === "passkey"
     ? `The pass key is ${value}. Remember it. ${value} is the pass key.`
     : `The sequence of digits is ${value}. Remember it. ${value} is the sequence of digits.`;
-  const question = task === "passkey" ? "What is the pass key?" : "What is the sequence number?";
-  const answerPrefix = task === "passkey" ? "The pass key is" : "The sequence number is";
-  const fixed = countTokens(RETRIEVAL_INSTRUCTION + "\n\n" + "\n\n" + question + "\n" + answerPrefix) + countTokens(needle + " ");
+  let question = task === "passkey" ? "What is the pass key?" : "What is the sequence number?";
+  let answerPrefix = task === "passkey" ? "The pass key is" : "The sequence number is";
+  let instruction = RETRIEVAL_INSTRUCTION;
+  if (layout === "ruler") {
+    const key = `${RULER_ADJECTIVES[Math.floor(random() * RULER_ADJECTIVES.length)]}-${RULER_NOUNS[Math.floor(random() * RULER_NOUNS.length)]}`;
+    needle = `One of the special magic numbers for ${key} is: ${value}.`;
+    question = `What are all the special magic numbers for ${key} mentioned in the provided text?`;
+    answerPrefix = `The special magic number for ${key} mentioned in the provided text is`;
+    instruction = RULER_INSTRUCTION;
+  }
+  const fixed = countTokens(instruction + "\n\n" + "\n\n" + question + "\n" + answerPrefix) + countTokens(needle + " ");
   const budget = length - fixed;
   if (budget < 10) throw new Error(`length ${length} is too short for ${task}`);
   const unitTokens = FILLER.map((s) => countTokens(s + " "));
@@ -76,11 +121,29 @@ export function makeSample(task: TaskName, length: number, depth: number, seed: 
   const at = Math.round(depth * units.length);
   const before = units.slice(0, at).join(" ");
   const context = [before, needle, units.slice(at).join(" ")].filter((s) => s.length > 0).join(" ");
-  return {
-    task, answer: value, depth,
+  return withLayout({
+    task, answer: value, depth, lead: "",
     needleOffset: before.length === 0 ? 0 : before.length + 1,
-    request: { instruction: RETRIEVAL_INSTRUCTION, context, question, answerPrefix },
-  };
+    request: { instruction, context, question, answerPrefix },
+  }, layout === "ruler" ? "split" : layout);
+}
+
+/** The split sample `s` asked in `layout` (ruler samples are made by makeSample). */
+function withLayout(s: Sample, layout: LayoutName): Sample {
+  if (layout === "split" || layout === "ruler") return s;
+  const r = s.request;
+  const needleTask = s.task === "passkey" || s.task === "number_string";
+  if (layout === "no_lead") return { ...s, lead: r.answerPrefix ?? "", request: { ...r, answerPrefix: "" } };
+  // InfiniteBench's input: its question line, then (needle tasks) its answer lead after a blank line
+  const published = needleTask
+    ? { instruction: IB_INSTRUCTION[s.task as "passkey" | "number_string"], question: `${r.question}\n\n${IB_LEAD[s.task as "passkey" | "number_string"]}` }
+    : { instruction: r.instruction ?? "", question: `${r.question}\n${r.answerPrefix} ` };
+  if (layout === "published") return { ...s, request: { ...r, ...published, answerPrefix: "" } };
+  // chat: the published prompt as one user message, split as the server does
+  const text = `${published.instruction}\n\n${r.context}\n\n${published.question}`;
+  const split = splitConversation([{ role: "user", content: text }]);
+  const offset = split.context.indexOf(r.context);
+  return { ...s, needleOffset: s.needleOffset + offset, request: { instruction: split.instruction, context: split.context, question: split.question, answerPrefix: "" } };
 }
 
 function kvSample(length: number, depth: number, random: () => number, countTokens: (s: string) => number): Sample {
@@ -97,7 +160,7 @@ function kvSample(length: number, depth: number, random: () => number, countToke
   const [key, value] = pairs[target].split(": ").map((s) => s.slice(1, -1));
   const context = "{" + pairs.join(", ") + "}";
   return {
-    task: "kv_retrieval", answer: value, depth,
+    task: "kv_retrieval", answer: value, depth, lead: "",
     needleOffset: context.indexOf(pairs[target]),
     request: { instruction: KV_INSTRUCTION, context, question: `Key: "${key}"`, answerPrefix },
   };
@@ -277,7 +340,7 @@ function needleSample(task: "needle" | "needle_multikey", length: number, depth:
     if (b < units.length) put(units[b]);
   }
   return {
-    task, answer: value, depth, needleOffset,
+    task, answer: value, depth, needleOffset, lead: "",
     request: { instruction: RETRIEVAL_INSTRUCTION, context: pieces.join(" "), question, answerPrefix },
   };
 }

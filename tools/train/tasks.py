@@ -56,6 +56,51 @@ NEEDLE_NAMES = [
 ]
 assert len(set(NEEDLE_NAMES)) == len(NEEDLE_NAMES) >= 50
 
+# Prompt layouts people paste (issue 18). Every layout is still rendered by `render`; they differ
+# in what goes into the question and the answer prefix, so the runtime needs no special case:
+#   split      instruction, question and answer prefix apart (the layout of the first two runs)
+#   published  InfiniteBench's published input as the question, no answer prefix: the lead inside
+#              the question ('Key: "K"\nThe value associated with the specified key is: ', or
+#              'What is the pass key?\n\nThe pass key is'), with InfiniteBench's own instructions
+#   lead_only  a published prompt sent as one chat message and split at its last blank line (the
+#              server's split): the question is the lead alone, the question line ends the context
+#   no_lead    the question alone, no answer prefix: the model writes the lead, then the value
+#   ruler      RULER's NIAH wording (needle tasks; kv_retrieval samples fall back to split)
+LAYOUTS = ("split", "published", "lead_only", "no_lead", "ruler")
+LAYOUT_MIX = (1.0, 0.0, 0.0, 0.0, 0.0)  # train.py --layout-mix sets it; this default = the first runs
+
+# InfiniteBench's templates (its src/prompt.py, the open-model templates)
+IB_INSTRUCTION = {
+    "passkey": "There is an important info hidden inside a lot of irrelevant text. Find it and "
+               "memorize it. I will quiz you about the important information.",
+    "number_string": "There is an important info hidden inside a lot of irrelevant text. Find it. "
+                     "I will quiz you about the important information there.",
+}
+IB_LEAD = {"passkey": "The pass key is", "number_string": "The sequence of digits is"}
+# RULER's NIAH template (scripts/data/synthetic/constants.py in its repository), single value
+RULER_INSTRUCTION = ("Some special magic numbers are hidden within the following text. Make sure to "
+                     "memorize it. I will quiz you about the numbers afterwards.")
+RULER_ADJECTIVES = ["stormy", "quiet", "bright", "ancient", "frozen", "gentle", "hollow", "rapid",
+                    "silent", "golden", "bitter", "clever", "dusty", "eager", "fancy", "giant",
+                    "humble", "icy", "jolly", "lively", "mellow", "noisy", "odd", "proud",
+                    "rusty", "shiny", "tall", "vivid", "wild", "young"]
+RULER_NOUNS = ["ear", "river", "lamp", "garden", "violin", "pencil", "castle", "mirror", "engine",
+               "forest", "basket", "candle", "harbor", "island", "jacket", "kettle", "ladder",
+               "meadow", "needle", "orchard", "parrot", "quarry", "rocket", "saddle", "tunnel",
+               "umbrella", "valley", "wagon", "yacht", "zebra"]
+
+
+def pick_layout(rng):
+    return rng.choices(LAYOUTS, LAYOUT_MIX)[0]
+
+
+def ruler_key(rng):
+    return f"{rng.choice(RULER_ADJECTIVES)}-{rng.choice(RULER_NOUNS)}"
+
+
+def ruler_needle(key, value):
+    return f"One of the special magic numbers for {key} is: {value}."
+
 # kv_short (added at step ~3500 of the bundled run): the kv_retrieval format with 8-hex-digit keys
 # and values, so a 128-512-byte object holds 2-15 pairs. With UUIDs only 3-4 pairs fit in the
 # window and copying any value already scores 25-33%: after 27M tokens the model still picked a
@@ -247,9 +292,37 @@ def pick_names(rng, canonical, n_distract, p_canonical):
     return target, distract
 
 
+def needle_phrasing(layout, task, qname, value, use_instr, rng):
+    """(instruction, context head, context tail, question, answer prefix, answer) of a needle
+    sample in `layout` (all but ruler)."""
+    lead = f"The {qname} is"
+    if layout == "published" or layout == "lead_only":
+        if (task, qname) in (("passkey", "pass key"), ("number_string", "sequence number")):
+            lead = IB_LEAD[task]
+        instruction = IB_INSTRUCTION[task] if use_instr else ""
+        if layout == "published":
+            return instruction, "", "", f"What is the {qname}?\n\n{lead}", "", " " + value
+        # one chat message split at its last blank line: the instruction opens the context, the
+        # question line ends it (in the last chunk only, so half the rows go without it)
+        head = instruction + "\n\n" if instruction else ""
+        tail = f"\n\nWhat is the {qname}?" if rng.random() < 0.5 else ""
+        return "", head, tail, lead, "", " " + value
+    instruction = PASSKEY_INSTRUCTION if use_instr else ""
+    if layout == "no_lead":
+        return instruction, "", "", f"What is the {qname}?", "", f"{lead} {value}"
+    return instruction, "", "", f"What is the {qname}?", lead, " " + value
+
+
 def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_distract=3,
-                  p_ragged=0.5):
-    """A passkey / number_string sample of at most `length` tokens (BOS..EOS)."""
+                  p_ragged=0.5, layout=None):
+    """A passkey / number_string sample of at most `length` tokens (BOS..EOS) in `layout`
+    (drawn from LAYOUT_MIX when None)."""
+    layout = layout or pick_layout(rng)
+    if layout == "ruler":
+        s = ruler_sample(rng, task, length, p_instruction, max_distract, p_ragged)
+        if s is not None:
+            return s
+        layout = "split"
     nd = 5 if task == "passkey" else 10
     canonical = CANONICAL_PASSKEY if task == "passkey" else CANONICAL_NUMBER
     n_distract = rng.randint(0, max_distract)
@@ -258,11 +331,8 @@ def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_di
     for _ in range(50):
         (nname, qname), dnames = pick_names(rng, canonical, n_distract, p_canonical)
         value = digits(rng, nd)
-        instruction = PASSKEY_INSTRUCTION if use_instr else ""
-        question = f"What is the {qname}?"
-        prefix = f"The {qname} is"
-        answer = " " + value
-        budget = length - fixed_len(instruction, question, prefix, answer)
+        instruction, head, tail, question, prefix, answer = needle_phrasing(layout, task, qname, value, use_instr, rng)
+        budget = length - fixed_len(instruction, question, prefix, answer) - len(head) - len(tail)
         needles = [needle_text(nname, value, needle_part(rng))]
         for dn in dnames:
             dv = digits(rng, nd if rng.random() < 0.8 else (15 - nd))
@@ -273,8 +343,8 @@ def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_di
         rng.shuffle(needles)
         ctx = filler_context(rng, budget, needles, ragged)
         if ctx is not None:
-            return build_sample(task, instruction, ctx, question, prefix, answer,
-                                {"value": value, "name": qname, "needle": tgt})
+            return build_sample(task, instruction, head + ctx + tail, question, prefix, answer,
+                                {"value": value, "name": qname, "needle": tgt, "layout": layout})
         # does not fit: fewer distractors, then no instruction
         if n_distract > 0:
             n_distract -= 1
@@ -284,6 +354,48 @@ def needle_sample(rng, task, length, p_instruction=0.5, p_canonical=0.35, max_di
             p_canonical = 0.0  # the canonical number_string needle is long
         # else: try another (shorter) random name
     raise ValueError(f"{task} does not fit in {length} tokens")
+
+
+def ruler_sample(rng, task, length, p_instruction, max_distract, p_ragged):
+    """A needle sample in RULER's NIAH wording (key: adjective-noun, value: the task's digits or
+    RULER's 7), with RULER's answer prefix half the time and without any lead otherwise; None
+    where it does not fit in `length`."""
+    nd = rng.choice((5 if task == "passkey" else 10, 7))
+    n_distract = rng.randint(0, max_distract)
+    use_instr = rng.random() < p_instruction
+    ragged = rng.random() < p_ragged
+    with_prefix = rng.random() < 0.5
+    for _ in range(8):
+        keys = []
+        while len(keys) < 1 + n_distract:
+            k = ruler_key(rng)
+            if k not in keys:
+                keys.append(k)
+        value = digits(rng, nd)
+        instruction = RULER_INSTRUCTION if use_instr else ""
+        question = f"What are all the special magic numbers for {keys[0]} mentioned in the provided text?"
+        lead = f"The special magic number for {keys[0]} mentioned in the provided text is"
+        prefix, answer = (lead, " " + value) if with_prefix else ("", f"{lead} {value}")
+        budget = length - fixed_len(instruction, question, prefix, answer)
+        needles = [ruler_needle(keys[0], value)]
+        for k in keys[1:]:
+            dv = digits(rng, nd)
+            while dv == value:
+                dv = digits(rng, nd)
+            needles.append(ruler_needle(k, dv))
+        tgt = needles[0]
+        rng.shuffle(needles)
+        ctx = filler_context(rng, budget, needles, ragged)
+        if ctx is not None:
+            return build_sample(task, instruction, ctx, question, prefix, answer,
+                                {"value": value, "name": keys[0], "needle": tgt, "layout": "ruler"})
+        if n_distract > 0:
+            n_distract -= 1
+        elif use_instr:
+            use_instr = False
+        else:
+            return None
+    return None
 
 
 # ---------------------------------------------------------------- kv retrieval
@@ -336,18 +448,34 @@ def kv_context(rng, budget, ragged):
     return window, k, v
 
 
-def kv_sample(rng, length, p_instruction=0.5, p_ragged=0.5):
+def kv_phrasing(layout, key, value, use_instr, space):
+    """(instruction, context head, question, answer prefix, answer) of a kv_retrieval sample."""
+    instruction = KV_INSTRUCTION if use_instr else ""
+    if layout == "published":  # InfiniteBench's input, its trailing space kept or trimmed
+        return instruction, "", kv_question(key) + "\n" + KV_ANSWER_PREFIX + space, "", " " + value
+    if layout == "lead_only":  # one chat message: no blank line inside the question, space trimmed
+        head = instruction + "\n\n" if instruction else ""
+        return "", head, kv_question(key) + "\n" + KV_ANSWER_PREFIX, "", " " + value
+    if layout == "no_lead":
+        return instruction, "", kv_question(key), "", KV_ANSWER_PREFIX + " " + value
+    return instruction, "", kv_question(key), KV_ANSWER_PREFIX, " " + value
+
+
+def kv_sample(rng, length, p_instruction=0.5, p_ragged=0.5, layout=None):
+    layout = layout or pick_layout(rng)
     use_instr = rng.random() < p_instruction
     ragged = rng.random() < p_ragged
-    question_len_probe = kv_question("0" * 36)
+    probe_key, probe_value = "0" * 36, "0" * 36
+    space = rng.choice(("", " "))
     for _ in range(3):
-        instruction = KV_INSTRUCTION if use_instr else ""
-        budget = length - fixed_len(instruction, question_len_probe, KV_ANSWER_PREFIX, " " + "0" * 36)
+        instruction, head, question, prefix, answer = kv_phrasing(layout, probe_key, probe_value, use_instr, space)
+        budget = length - fixed_len(instruction, question, prefix, answer) - len(head)
         r = kv_context(rng, budget, ragged)
         if r is not None:
             ctx, k, v = r
-            return build_sample("kv_retrieval", instruction, ctx, kv_question(k),
-                                KV_ANSWER_PREFIX, " " + v, {"value": v, "key": k})
+            instruction, head, question, prefix, answer = kv_phrasing(layout, k, v, use_instr, space)
+            return build_sample("kv_retrieval", instruction, head + ctx, question, prefix, answer,
+                                {"value": v, "key": k, "layout": layout})
         if use_instr:
             use_instr = False
         elif not ragged:

@@ -77,6 +77,10 @@ def parse_args(argv=None):
     p.add_argument("--task-weights", default="1,1,1,1,1",
                    help="relative weights of passkey, number_string, kv_retrieval, kv_short, kv_multi rows "
                         "(may change on resume; a shorter list gives the missing tail weight 0)")
+    p.add_argument("--layout-mix", default="1,0,0,0,0",
+                   help="shares of the prompt layouts in needle and kv_retrieval rows "
+                        "(tasks.LAYOUTS: split, published, lead_only, no_lead, ruler); the default is "
+                        "the first two runs' single layout")
     p.add_argument("--induction-frac", type=float, default=0.15, help="share of rows that are induction")
     # evaluation / checkpoints
     p.add_argument("--eval-steps", type=int, default=50)
@@ -320,9 +324,17 @@ class Trainer:
         # tasks added after a run's weights were written (the list's tail) get weight 0
         return dict(zip(T.TASKS, w + [0.0] * (len(T.TASKS) - len(w))))
 
+    def set_layout_mix(self):
+        mix = [float(x) for x in getattr(self.args, "layout_mix", "1,0,0,0,0").split(",")]
+        if len(mix) != len(T.LAYOUTS) or min(mix) < 0 or sum(mix) <= 0:
+            raise SystemExit(f"--layout-mix needs {len(T.LAYOUTS)} non-negative shares "
+                             f"({', '.join(T.LAYOUTS)}), got {self.args.layout_mix!r}")
+        T.LAYOUT_MIX = tuple(mix)
+
     # ---- main loop
     def run(self):
         a = self.args
+        self.set_layout_mix()
         torch.set_num_threads(a.threads)
         try:
             torch.set_num_interop_threads(1)
@@ -336,6 +348,7 @@ class Trainer:
                 saved[k] = getattr(a, k)
             self.args = a = argparse.Namespace(**saved)
             self.__init__(a)
+            self.set_layout_mix()
             self.cpu0 = time.process_time()
             self.load(ck)
             self.log(f"# resume step={self.step} stage={self.stage} progress={self.progress_s / 60:.1f}m "
