@@ -1,7 +1,12 @@
 // Kernel micro-benchmark: GFLOP/s of the native matmul and attention at SmolLM2-135M shapes,
 // with 1 and 2 threads (or the counts given as arguments).
 //
-//   npm run build && node dist/tools/bench-kernels.js [threads...] [--isa avx2|scalar]
+//   npm run build && node dist/tools/bench-kernels.js [threads...] [--isa avx2|scalar] [--real]
+//
+// --real: the widths of the files people run (Llama-3.2-1B 2048 / 8192, Llama-3.1-8B 4096 /
+// 14336) in the Q4_K_M types (Q4_K, Q6_K) and Q8_0: prefill tiles at T = 256, and decode (T = 1)
+// in GB/s of weights beside the machine's streaming read of the same threads (`streamRead`), on
+// copies of the weights that together exceed the last-level cache, so each call reads DRAM.
 //
 // matmul FLOPs = 2 T nOut nIn. attention FLOPs = 4 headDim nHeads (visible query-key pairs):
 // Q K^T and P V, the softmax not counted. Each case runs for about a second; the best and the
@@ -46,6 +51,47 @@ function benchMatmul(k: NativeKernels, type: number, T: number, nOut: number, nI
   }
 }
 
+/** Prefill GFLOP/s and decode GB/s (against a streaming read) at real model widths. */
+function benchReal(k: NativeKernels, threads: number[]): void {
+  const shapes: [number, number][] = [[2048, 2048], [8192, 2048], [2048, 8192], [14336, 4096], [4096, 14336]];
+  const T = 256;
+  for (const type of [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q8_0]) {
+    for (const [nOut, nIn] of shapes) {
+      const wf = randomF32(nOut * nIn, 1);
+      const w = quantizeTensor(type, wf, nOut, nIn);
+      const x = randomF32(T * nIn, 2);
+      const y = new Float32Array(T * nOut);
+      for (const n of threads) {
+        k.setThreads(n);
+        const t = time(() => k.matmul({ w, type, nOut, nIn, x, T, y }), 1000, 20);
+        const name = `prefill ${typeName(type).padEnd(5)} T=${T} nOut=${String(nOut).padEnd(5)} nIn=${String(nIn).padEnd(5)} threads=${n}`;
+        console.log(`${name.padEnd(62)} ${fmt(2 * T * nOut * nIn, t)}`);
+      }
+    }
+  }
+  // Decode: copies of the weights filling 512 MiB, called in turn.
+  const gb = (bytes: number, ms: number) => bytes / (ms * 1e6);
+  const stream = new Uint8Array(512 * 2 ** 20).fill(1);
+  for (const n of threads) {
+    k.setThreads(n);
+    const s = time(() => k.streamRead(stream), 1000, 20);
+    console.log(`${`streaming read 512 MiB threads=${n}`.padEnd(62)} ${gb(stream.length, s.best).toFixed(1).padStart(7)} GB/s (best)`);
+    for (const type of [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q8_0]) {
+      for (const [nOut, nIn] of shapes.slice(1)) {
+        const one = quantizeTensor(type, randomF32(nOut * nIn, 3), nOut, nIn);
+        const copies = Array.from({ length: Math.max(2, Math.ceil(stream.length / one.length)) }, () => one.slice());
+        const x = randomF32(nIn, 4);
+        const y = new Float32Array(nOut);
+        let c = 0;
+        const t = time(() => k.matmul({ w: copies[c++ % copies.length], type, nOut, nIn, x, T: 1, y }), 1000, 400);
+        const rate = gb(one.length, t.median);
+        const name = `decode  ${typeName(type).padEnd(5)} T=1   nOut=${String(nOut).padEnd(5)} nIn=${String(nIn).padEnd(5)} threads=${n}`;
+        console.log(`${name.padEnd(62)} ${rate.toFixed(1).padStart(7)} GB/s median = ${(rate / gb(stream.length, s.best)).toFixed(2)} of the streaming read`);
+      }
+    }
+  }
+}
+
 function benchAttention(k: NativeKernels, T: number, nCache: number, threads: number[]): void {
   const nHeads = 9, nKvHeads = 3, headDim = 64, cap = nCache;
   const rowSeq = new Int32Array(nKvHeads * cap);
@@ -74,6 +120,8 @@ function main(): void {
   const args = process.argv.slice(2);
   const isaAt = args.indexOf("--isa");
   const isa = isaAt >= 0 ? (args.splice(isaAt, 2)[1] as NativeIsa) : undefined;
+  const realAt = args.indexOf("--real");
+  const real = realAt >= 0 && args.splice(realAt, 1).length > 0;
   const threads = args.length ? args.map(Number) : [1, 2];
   const r = loadNativeKernels();
   if ("error" in r) {
@@ -84,6 +132,10 @@ function main(): void {
   if (isa) k.setIsa(isa);
   const info = k.info();
   console.log(`native kernels: isa ${info.isa} (detected ${info.detectedIsa}), threads ${threads.join(", ")}`);
+  if (real) {
+    benchReal(k, threads);
+    return;
+  }
   // Prefill shapes: SmolLM2-135M's gate/up projection (1536 x 576). K-quants need nIn to be
   // a multiple of 256, so Q4_K is measured on the down projection (576 x 1536) instead.
   benchMatmul(k, GgmlType.F16, 512, 1536, 576, threads);

@@ -11,7 +11,7 @@ import { generate } from "../src/generate/generate.js";
 import { SHAPES } from "../src/model/random-model.js";
 
 const [shape = "smollm2-135m", typeName = "Q8_0", nTok = "512", threads = "2"] = process.argv.slice(2);
-const type = GgmlType[typeName as keyof typeof GgmlType] as GgmlType;
+const type = typeName === "Q4_K_M" ? "Q4_K_M" : GgmlType[typeName as keyof typeof GgmlType] as GgmlType;
 const model = loadModel(benchModel(shape, type), { threads: Number(threads) });
 const k = model.kernels;
 const times = new Map<string, { ms: number; calls: number }>();

@@ -505,6 +505,20 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
 
 /** Gives the C heap's free pages back to the OS (glibc keeps them after a large request's
  *  buffers are freed); returns whether anything was released. A no-op elsewhere. */
+static napi_value js_stream_read(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    if (!get_args(env, info, 1, argv, "streamRead(buffer)")) return NULL;
+    void *p;
+    size_t n;
+    if (!get_ta(env, argv[0], napi_uint8_array, "streamRead", "buffer", &p, &n)) return NULL;
+    pthread_mutex_lock(&big_lock);
+    const uint64_t sum = pc_stream_read((const uint8_t *)p, n);
+    pthread_mutex_unlock(&big_lock);
+    napi_value out;
+    napi_create_double(env, (double)(sum & ((1ull << 52) - 1)), &out);
+    return out;
+}
+
 static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
     int released = 0;
 #ifdef __GLIBC__
@@ -549,6 +563,7 @@ NAPI_MODULE_INIT() {
         {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
         {"mapFile", NULL, js_map_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"streamRead", NULL, js_stream_read, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     return exports;

@@ -36,6 +36,20 @@ QT_TARGET PC_INLINE __m256i QT_NAME(madd16)(__m256i acc, __m256i a, __m256i b) {
 
 QT_TARGET PC_INLINE float QT_NAME(h2f)(uint16_t h) { return _cvtsh_ss(h); }
 
+/** kq_scales straight into registers: the 8 scales and the 8 mins of a Q4_K / Q5_K super-block
+ *  as the low 8 bytes of *sc and *mn. Going through byte arrays cost a failed store-to-load
+ *  forward per array (two 4-byte stores read back as one 8-byte load) in every tile and block. */
+QT_TARGET PC_INLINE void QT_NAME(kq_scales_v)(const uint8_t *q, __m128i *sc, __m128i *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    const uint64_t s = (u0 & 0x3f3f3f3fu) | (uint64_t)((u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4)) << 32;
+    const uint64_t m = (u1 & 0x3f3f3f3fu) | (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4)) << 32;
+    *sc = _mm_cvtsi64_si128((long long)s);
+    *mn = _mm_cvtsi64_si128((long long)m);
+}
+
 /** Decode streams w from DRAM. The RM rows of a tile are adjacent, one linear range of
  *  RM * row_bytes; tiles prefetch that range QT_PF_BYTES ahead into L2, a share per block (the
  *  hardware prefetcher alone loses track of the many short row streams). */
@@ -195,11 +209,14 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q45_K)(int is_q5, int RM, int RN, const ui
     for (int64_t b = 0; b < nb; b++) {
         if (prefetch) QT_NAME(pf_step)(&pf);
         const uint8_t *blk[QT_RM];
-        uint8_t sc[QT_RM][8], mn[QT_RM][8];
+        uint8_t sc[QT_RM][16];
+        __m128i mn[QT_RM];
         __m256i qh[QT_RM];
         for (int i = 0; i < RM; i++) {
             blk[i] = w + i * row_bytes + b * bsize;
-            kq_scales(blk[i] + 4, sc[i], mn[i]);
+            __m128i scv;
+            QT_NAME(kq_scales_v)(blk[i] + 4, &scv, &mn[i]);
+            _mm_storeu_si128((__m128i *)sc[i], scv); // read back byte by byte (no wide reload)
             if (is_q5) qh[i] = _mm256_loadu_si256((const __m256i *)(blk[i] + 16));
         }
         __m256i isum[QT_RM][QT_RN];
@@ -230,8 +247,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q45_K)(int is_q5, int RM, int RN, const ui
             memcpy(&dmin16, blk[i] + 2, 2);
             const float d = QT_NAME(h2f)(d16), dmin = QT_NAME(h2f)(dmin16);
             // mins16 = m0 m0 m1 m1 ... m7 m7: pairs with the 16 bsums of x (16 values each).
-            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)mn[i]),
-                                                                          _mm_loadl_epi64((const __m128i *)mn[i])));
+            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn[i], mn[i]));
             for (int j = 0; j < RN; j++) {
                 const int64_t tj = t + j;
                 const float dx = a->d[tj * nb + b];
@@ -303,6 +319,159 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K)(int RM, int RN, const uint8_t *w, si
         for (int j = 0; j < RN; j++) y[j * ldy + i] = pc_hsum8(acc[i][j]);
 }
 
+#if QT_VNNI
+// ---- K-quants with 512-bit vectors (AVX-512 targets) -------------------------------------------
+// Two 32-value pieces of a super-block per instruction: their 64 activations are contiguous, and
+// the weights of both come from one 32-byte load (Q4_K: the low and the high nibbles of the same
+// bytes; Q6_K: 64 adjacent bytes of ql). Measured on the project's Zen 5 machine, these take
+// about half the instructions of the 256-bit tiles above for the same integer sums (which stay
+// exact); the float sums run over 16 lanes instead of 8, so results differ in the last bits.
+
+/** Tile for Q4_K (is_q5 = 0) and Q5_K (is_q5 = 1), as tile_q45_K. The bytes of pair k hold
+ *  sub-block 2k in their low nibbles and 2k + 1 in their high ones: broadcast to both halves,
+ *  the upper half shifted by 4; vpermw puts the two sub-blocks' scales into the halves. */
+QT_TARGET PC_INLINE void QT_NAME(tile_q45_K_z)(int is_q5, int RM, int RN, const uint8_t *w, size_t row_bytes,
+                                              const pc_acts_t *a, int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m512 acc[QT_RM][QT_RN];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();
+    const int64_t K = nb * QK_K;
+    const size_t bsize = is_q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
+    const __mmask32 upper = 0xFFFF0000u; // 16-bit lanes of the upper 256 bits
+    __m512i pick[4], hshift[4];
+    for (int k = 0; k < 4; k++) {
+        pick[k] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * k)), _mm256_set1_epi16((short)(2 * k + 1)), 1);
+        hshift[k] = pick[k]; // Q5_K: bit 2k (lower half) / 2k + 1 (upper half) of qh
+    }
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        const uint8_t *blk[QT_RM];
+        __m128i mn[QT_RM];
+        __m512i scv[QT_RM], qh[QT_RM];
+        for (int i = 0; i < RM; i++) {
+            blk[i] = w + i * row_bytes + b * bsize;
+            __m128i sc;
+            QT_NAME(kq_scales_v)(blk[i] + 4, &sc, &mn[i]);
+            scv[i] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(sc));
+            if (is_q5) qh[i] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk[i] + 16)));
+        }
+        __m512i isum[QT_RM][QT_RN];
+        for (int i = 0; i < RM; i++)
+            for (int j = 0; j < RN; j++) isum[i][j] = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) { // values 64k .. 64k + 63
+            __m512i u[QT_RM], s16[QT_RM];
+            for (int i = 0; i < RM; i++) {
+                const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk[i] + (is_q5 ? 48 : 16) + 32 * k)));
+                u[i] = _mm512_and_si512(_mm512_mask_srli_epi16(q, upper, q, 4), lo4);
+                if (is_q5) {
+                    // bit c of each byte to bit 4 (shifting 16-bit lanes: the neighbour byte's
+                    // bits land outside bit 4)
+                    const __m512i hb = _mm512_slli_epi16(_mm512_srlv_epi16(qh[i], hshift[k]), 4);
+                    u[i] = _mm512_or_si512(u[i], _mm512_and_si512(hb, bit4));
+                }
+                s16[i] = _mm512_permutexvar_epi16(pick[k], scv[i]);
+            }
+            for (int j = 0; j < RN; j++) {
+                const __m512i xq = _mm512_loadu_si512((const void *)(a->qs + (t + j) * K + b * QK_K + 64 * k));
+                for (int i = 0; i < RM; i++)
+                    isum[i][j] = _mm512_dpwssd_epi32(isum[i][j], _mm512_maddubs_epi16(u[i], xq), s16[i]);
+            }
+        }
+        for (int i = 0; i < RM; i++) {
+            uint16_t d16, dmin16;
+            memcpy(&d16, blk[i], 2);
+            memcpy(&dmin16, blk[i] + 2, 2);
+            const float d = QT_NAME(h2f)(d16), dmin = QT_NAME(h2f)(dmin16);
+            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn[i], mn[i]));
+            for (int j = 0; j < RN; j++) {
+                const int64_t tj = t + j;
+                const float dx = a->d[tj * nb + b];
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
+                const __m512i msum = _mm512_zextsi256_si512(_mm256_madd_epi16(bs, mins16));
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][j]), _mm512_set1_ps(d * dx), acc[i][j]);
+                acc[i][j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_set1_ps(dmin * dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/** Tile for Q6_K, as tile_q6_K. Pair p covers values 64p .. 64p + 63: half h = p / 2 of the
+ *  super-block, 64 adjacent bytes of ql (low nibbles for even p, high for odd), the qh bits
+ *  4 (p % 2) .. + 3, and the scales 4p .. 4p + 3 (one per 8 int16 lanes, by vpermw). */
+QT_TARGET PC_INLINE void QT_NAME(tile_q6_K_z)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
+                                             int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m512 acc[QT_RM][QT_RN];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();
+    const int64_t K = nb * QK_K;
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    const __m512i hi2 = _mm512_set1_epi8(0x30);
+    const __mmask32 lower = 0x0000FFFFu, upper = 0xFFFF0000u;
+    __m512i pick[4];
+    for (int p = 0; p < 4; p++) {
+        short idx[32];
+        for (int l = 0; l < 32; l++) idx[l] = (short)(4 * p + l / 8);
+        pick[p] = _mm512_loadu_si512((const void *)idx);
+    }
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        const block_q6_K *blk[QT_RM];
+        __m512i scv[QT_RM];
+        for (int i = 0; i < RM; i++) {
+            blk[i] = (const block_q6_K *)(w + i * row_bytes) + b;
+            scv[i] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[i]->scales)));
+        }
+        __m512i isum[QT_RM][QT_RN];
+        for (int i = 0; i < RM; i++)
+            for (int j = 0; j < RN; j++) isum[i][j] = _mm512_setzero_si512();
+        for (int p = 0; p < 4; p++) {
+            const int h = p / 2;
+            __m512i u[QT_RM], s16[QT_RM];
+            for (int i = 0; i < RM; i++) {
+                const __m512i ql = _mm512_loadu_si512((const void *)(blk[i]->ql + 64 * h));
+                const __m512i lo = _mm512_and_si512(p & 1 ? _mm512_srli_epi16(ql, 4) : ql, lo4);
+                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk[i]->qh + 32 * h)));
+                // bits (2c, 2c + 1) of qh to bits 4, 5: c = 0 / 1 (shift left 4 / 2) for even p,
+                // c = 2 / 3 (0 / right 2) for odd p; the lower half holds c, the upper c + 1
+                __m512i hb;
+                if (p & 1) hb = _mm512_mask_srli_epi16(qh, upper, qh, 2);
+                else {
+                    hb = _mm512_slli_epi16(qh, 2);
+                    hb = _mm512_mask_slli_epi16(hb, lower, hb, 2);
+                }
+                u[i] = _mm512_or_si512(lo, _mm512_and_si512(hb, hi2)); // 0..63; the "- 32" comes later
+                s16[i] = _mm512_permutexvar_epi16(pick[p], scv[i]);
+            }
+            for (int j = 0; j < RN; j++) {
+                const __m512i xq = _mm512_loadu_si512((const void *)(a->qs + (t + j) * K + b * QK_K + 64 * p));
+                for (int i = 0; i < RM; i++)
+                    isum[i][j] = _mm512_dpwssd_epi32(isum[i][j], _mm512_maddubs_epi16(u[i], xq), s16[i]);
+            }
+        }
+        for (int i = 0; i < RM; i++) {
+            const float d = QT_NAME(h2f)(blk[i]->d);
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[i]->scales));
+            for (int j = 0; j < RN; j++) {
+                const int64_t tj = t + j;
+                const float dx = a->d[tj * nb + b];
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
+                const __m512i corr = _mm512_zextsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+                const __m512i tot = _mm512_sub_epi32(isum[i][j], corr);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(d * dx), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+#endif
+
 // ---- Kernels: loop over token blocks, row groups and token groups --------------------------------
 
 // Tokens per block: the block's activations (QT_TBLOCK x nIn bytes) stay in L2 while every row
@@ -350,9 +519,15 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K)(int RM, int RN, const uint8_t *w, si
 #define CALL_Q5_0(RM, RN) QT_NAME(tile_b32)(PC_Q5_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #define CALL_Q4_1(RM, RN) QT_NAME(tile_b32)(PC_Q4_1, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #define CALL_Q5_1(RM, RN) QT_NAME(tile_b32)(PC_Q5_1, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#if QT_VNNI
+#define CALL_Q4_K(RM, RN) QT_NAME(tile_q45_K_z)(0, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#define CALL_Q5_K(RM, RN) QT_NAME(tile_q45_K_z)(1, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#define CALL_Q6_K(RM, RN) QT_NAME(tile_q6_K_z)(RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#else
 #define CALL_Q4_K(RM, RN) QT_NAME(tile_q45_K)(0, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
 #define CALL_Q5_K(RM, RN) QT_NAME(tile_q45_K)(1, RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
 #define CALL_Q6_K(RM, RN) QT_NAME(tile_q6_K)(RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
+#endif
 
 QT_KERNEL(mm_q8_0, CALL_Q8_0)
 QT_KERNEL(mm_q4_0, CALL_Q4_0)

@@ -9,6 +9,9 @@
 #include <pthread.h>
 
 #include <math.h>
+#include <string.h>
+
+#include "threadpool.h"
 
 #if PC_HAVE_X86_SIMD
 #include <immintrin.h>
@@ -138,4 +141,43 @@ void pc_swiglu(float *gate, const float *up, int64_t n) {
     if (pc_isa >= PC_ISA_AVX2) return swiglu_avx2(gate, up, n);
 #endif
     swiglu_scalar(gate, up, n);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    uint64_t sums[PC_MAX_THREADS];
+} stream_job;
+
+static void stream_part(void *ctx, int ith, int nth) {
+    stream_job *j = (stream_job *)ctx;
+    const size_t words = j->n / 8;
+    const size_t w0 = words * (size_t)ith / (size_t)nth, w1 = words * (size_t)(ith + 1) / (size_t)nth;
+    uint64_t acc[8] = {0};
+    size_t w = w0;
+    for (; w + 8 <= w1; w += 8) { // eight independent sums: the compiler keeps them in vectors
+        uint64_t v[8];
+        memcpy(v, j->p + 8 * w, 64);
+        for (int k = 0; k < 8; k++) acc[k] += v[k];
+    }
+    for (; w < w1; w++) {
+        uint64_t v;
+        memcpy(&v, j->p + 8 * w, 8);
+        acc[0] += v;
+    }
+    uint64_t total = 0;
+    for (int k = 0; k < 8; k++) total += acc[k];
+    j->sums[ith] = total;
+}
+
+uint64_t pc_stream_read(const uint8_t *p, size_t n) {
+    static stream_job job; // one job at a time (the binding serialises calls)
+    job.p = p;
+    job.n = n;
+    memset(job.sums, 0, sizeof job.sums);
+    pc_pool_run(stream_part, &job);
+    uint64_t total = 0;
+    for (int i = 0; i < PC_MAX_THREADS; i++) total += job.sums[i];
+    for (size_t i = n / 8 * 8; i < n; i++) total += p[i];
+    return total;
 }

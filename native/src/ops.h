@@ -33,4 +33,8 @@ void pc_copy_rows(float *dst, int64_t dstStride, const float *src, int64_t srcSt
 /** The same, each value rounded to F16 (round to nearest even, as ggml's F32 -> F16 copy). */
 void pc_copy_rows_f16(uint16_t *dst, int64_t dstStride, const float *src, int64_t srcStride, int64_t rowLen, int64_t nRows);
 
+/** Reads n bytes once, on every thread of the pool (each a contiguous share), and returns a
+ *  checksum of them: the machine's streaming read, the yardstick of a bandwidth-bound decode. */
+uint64_t pc_stream_read(const uint8_t *p, size_t n);
+
 #endif

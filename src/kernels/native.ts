@@ -32,6 +32,7 @@ interface NativeAddon {
   info(): NativeInfo;
   trimMemory(): boolean;
   mapFile(path: string, offset: number, length: number): ArrayBuffer;
+  streamRead(buffer: Uint8Array): number;
 }
 
 export type NativeIsa = "avx512" | "avx2" | "scalar";
@@ -53,6 +54,9 @@ export interface NativeKernels extends Kernels {
   /** Bytes [offset, offset + length) of a file (offset page-aligned, length at most 4 GiB) mapped
    *  copy-on-write, every page mapped at once; unmapped when collected. */
   mapFile(path: string, offset: number, length: number): ArrayBuffer;
+  /** Reads `buffer` once on every pool thread (a contiguous share each) and returns a checksum:
+   *  the machine's streaming read, the yardstick of bandwidth-bound decoding. */
+  streamRead(buffer: Uint8Array): number;
   /** Restricts the instruction set (for tests and benchmarks); clamped to what the CPU has. */
   setIsa(isa: NativeIsa): NativeIsa;
   /** The benchmark's yardstick: y[T, nOut] = x . w^T with `lib`'s cblas_sgemm (dlopen'ed;
@@ -95,7 +99,7 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
     const addon = require(path) as NativeAddon;
     if (typeof addon.matmul !== "function" || typeof addon.attention !== "function") {
       cached = { error: `${path} is not the parallelcomp addon` };
-    } else if (typeof addon.copyRows !== "function" || typeof addon.trimMemory !== "function" || typeof addon.mapFile !== "function" || typeof addon.geglu !== "function") {
+    } else if (typeof addon.copyRows !== "function" || typeof addon.trimMemory !== "function" || typeof addon.mapFile !== "function" || typeof addon.geglu !== "function" || typeof addon.streamRead !== "function") {
       cached = { error: `${path} was built from older sources; rebuild it: npm run build:native` };
     } else {
       cached = { kernels: wrap(addon) };
@@ -221,6 +225,7 @@ function wrap(addon: NativeAddon): NativeKernels {
     info: () => addon.info(),
     trimMemory: () => addon.trimMemory(),
     mapFile: (path, offset, length) => addon.mapFile(path, offset, length),
+    streamRead: (buffer) => addon.streamRead(buffer),
     blasSgemm: (lib, x, w, y, T, nOut, nIn, threads) => addon.blasSgemm(lib, x, w, y, T, nOut, nIn, threads),
     setIsa: (isa: NativeIsa) => addon.setIsa(isa) as NativeIsa,
   };
