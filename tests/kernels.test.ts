@@ -126,6 +126,7 @@ test("matmul: larger shapes (several packed panels per thread, token remainders)
   checkMatmul(k, GgmlType.BF16, 40, 129, 320, 8, [2]); // nIn not a multiple of 16 or 8 blocks
   checkMatmul(k, GgmlType.F32, 9, 70, 100, 9, [2]); // nIn = 100: tails everywhere
   checkMatmul(k, GgmlType.Q8_0, 70, 260, 576, 10, [2]);
+  checkMatmul(k, GgmlType.Q8_0, 9, 37, 800, 15, [2]); // 25 blocks: the 512-bit tile's odd last block
   checkMatmul(k, GgmlType.Q4_K, 70, 130, 768, 11, [2]);
   checkMatmul(k, GgmlType.Q6_K, 5, 1000, 256, 12, [2, 3]);
 });
