@@ -26,6 +26,10 @@ export interface EngineBenchOptions {
   threads: number;
   repeats: number;
   llamaCpp: boolean;
+  /** The decode row's target (default 0.8x llama.cpp). */
+  decodeTarget?: number;
+  /** Also decode this many times in a row and report the largest distance from their median. */
+  spreadRuns?: number;
 }
 
 export interface BenchRow {
@@ -98,14 +102,32 @@ export async function engineRows(o: EngineBenchOptions, log: (line: string) => v
       rows.push(row(`prefill ${n} tok/s`, prefill, ref?.prefillTokensPerSecond ?? null, 1.0));
       log(formatRow(rows[rows.length - 1]));
       if (nDecode > 0) {
-        rows.push(row(`decode tok/s`, decode, ref?.decodeTokensPerSecond ?? null, 0.8));
+        rows.push(row(`decode tok/s`, decode, ref?.decodeTokensPerSecond ?? null, o.decodeTarget ?? 0.8));
         log(formatRow(rows[rows.length - 1]));
+        if (o.spreadRuns) {
+          rows.push(decodeSpread(label, o.spreadRuns, () => generate(model, prompt, { maxTokens: nDecode + 1 }).decodeTokensPerSecond));
+          log(formatRow(rows[rows.length - 1]));
+        }
       }
     }
   } finally {
     model.close();
   }
   return rows;
+}
+
+/**
+ * Decode steadiness: `runs` decodes in a row, the largest distance of one from their median as a
+ * share of it (target: within 10%). The spread is its own yardstick, so it sits in the ratio.
+ */
+function decodeSpread(label: string, runs: number, decode: () => number): BenchRow {
+  const rates = Array.from({ length: runs }, decode);
+  const median = [...rates].sort((a, b) => a - b)[runs >> 1];
+  const spread = Math.max(...rates.map((r) => Math.abs(r - median))) / median;
+  return {
+    what: `${label} decode spread %, ${runs} runs`, ours: 100 * spread, reference: null, referenceName: `${rates.map((r) => r.toFixed(1)).join(" ")} tok/s`,
+    ratio: spread, target: { max: 0.1 },
+  };
 }
 
 /** "met", "MISSED" or "" for a row without a target or a reference. */

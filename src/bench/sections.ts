@@ -146,7 +146,7 @@ export async function realRows(o: { threads: number; llamaCpp: boolean; log: (s:
     return JSON.parse(r.stdout.trim().split("\n").pop()!);
   };
   for (const [shape, prompt, decode] of [["llama3.2-1b", 512, 32], ["llama3.1-8b", 128, 8]] as const) {
-    rows.push(...(await engineRows({ shape, type: "Q4_K_M", prompts: [prompt], decode, threads: o.threads, repeats: 1, llamaCpp: o.llamaCpp }, o.log)));
+    rows.push(...(await engineRows({ shape, type: "Q4_K_M", prompts: [prompt], decode, threads: o.threads, repeats: 1, llamaCpp: o.llamaCpp, decodeTarget: 0.9, spreadRuns: 5 }, o.log)));
     const file = benchModel(shape, "Q4_K_M");
     const ours = child("ours", file, prompt);
     const theirs = o.llamaCpp ? child("llama.cpp", file, prompt) : null;

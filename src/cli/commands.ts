@@ -212,7 +212,7 @@ Examples:
           ? [[o.shape ?? "smollm2-135m", types[o.type ?? "F16"]]]
           : [["smollm2-135m", GgmlType.F16], ["smollm2-135m", GgmlType.Q8_0], ["qwen2.5-0.5b", GgmlType.F16]];
         for (const [shape, type] of configs) {
-          rows.push(...(await engineRows({ shape, type, prompts: o.prompts, decode: o.decode, threads: o.threads, repeats: o.repeats, llamaCpp: o.llamaCpp }, log)));
+          rows.push(...(await engineRows({ shape, type, prompts: o.prompts, decode: o.decode, threads: o.threads, repeats: o.repeats, llamaCpp: o.llamaCpp, spreadRuns: 5 }, log)));
         }
       }
       const section = (r: BenchRow[]) => { rows.push(...r); r.forEach((x) => log(formatRow(x))); };
