@@ -82,7 +82,7 @@ export async function longRows(o: { threads: number; long: number; small: number
   o.log(`  parallelcomp ${o.small} tokens: peak RSS ${small.peakRssMiB.toFixed(0)} MiB (${small.seconds.toFixed(1)} s); ${o.big} tokens: ${big.peakRssMiB.toFixed(0)} MiB (${big.seconds.toFixed(1)} s, ${(o.big / big.seconds).toFixed(0)} tok/s)`);
   rows.push({
     what: `peak RSS MiB ${o.big / 1024}K vs ${o.small / 1024}K`, ours: big.peakRssMiB, reference: small.peakRssMiB,
-    referenceName: `parallelcomp at ${o.small / 1024}K`, ratio: big.peakRssMiB / small.peakRssMiB, target: { max: 1.5 },
+    referenceName: `parallelcomp at ${o.small / 1024}K`, ratio: big.peakRssMiB / small.peakRssMiB, target: { max: 1.2 }, // issue 16, with the F16 KV cache
   });
   // The bound itself: keepChunks kept chunks + maxParallelChunks in flight, each a window of KV; it is
   // reached once the document has that many chunks, and from there memory stays flat.
