@@ -1,0 +1,46 @@
+// Decode steadiness (issue 16): per-step decode times over several runs in one process, and the
+// addon's streaming read repeated, to tell the engine's variance from the machine's.
+//
+//   npm run build && node dist/tools/decode-steadiness.js FILE [threads (2)] [runs (4)]
+//
+// Each run: a fresh cache, a 512-token prefill, then 32 single-token steps; prints the min,
+// median and max step time. Then twelve streaming reads of 512 MiB at the same thread count.
+
+import { loadModel } from "../src/model/model.js";
+import { sequenceBatch } from "../src/engine/batch.js";
+import { loadNativeKernels } from "../src/kernels/native.js";
+
+const [file, threadsArg = "2", runsArg = "4"] = process.argv.slice(2);
+if (!file) {
+  console.error("usage: node dist/tools/decode-steadiness.js FILE [threads] [runs]");
+  process.exit(2);
+}
+const threads = Number(threadsArg);
+const model = loadModel(file, { threads });
+const n = 512;
+const prompt = Array.from({ length: n }, (_, i) => (i * 7919) % (model.config.nVocab - 2));
+for (let r = 0; r < Number(runsArg); r++) {
+  const cache = model.newCache({ capacity: n + 64 });
+  model.forward(cache, sequenceBatch(prompt));
+  const ms: number[] = [];
+  for (let i = 0; i < 32; i++) {
+    const t0 = performance.now();
+    model.forward(cache, sequenceBatch([5 + i], { pos0: n + i }));
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms`);
+}
+model.close();
+const k = loadNativeKernels();
+if ("kernels" in k) {
+  k.kernels.setThreads(threads);
+  const buf = new Uint8Array(512 * 2 ** 20).fill(1);
+  const rates: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    k.kernels.streamRead(buf);
+    rates.push((buf.length / ((performance.now() - t0) * 1e6)).toFixed(1));
+  }
+  console.log(`streaming read 512 MiB, ${threads} threads: ${rates.join(" ")} GB/s`);
+}
