@@ -450,13 +450,20 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
       pending.clear();
       if (!closing) {
         log(`engine thread exited with code ${code}: restarting it`);
-        booting = start().catch((e: Error) => { log(`engine restart failed: ${e.message}`); throw e; });
+        boot().catch((e: Error) => log(`engine restart failed: ${e.message}`));
       }
     });
   });
-  let booting = start();
+  let booting!: Promise<Extract<FromWorker, { type: "ready" }>>;
+  // A (re)start nobody waits on yet must not fail unhandled: that would end the process. The
+  // next request awaits `booting` and gets its error.
+  const boot = () => {
+    booting = start();
+    booting.catch(() => {});
+    return booting;
+  };
   let settling = Promise.resolve(); // the last request's clean-up
-  const first = await booting;
+  const first = await boot();
   collectGarbage();
   const idleRss = process.memoryUsage().rss;
   // After a request, memory the engine thread kept (V8 keeps its grown heap) goes with the thread:
@@ -467,7 +474,7 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
     if (process.memoryUsage().rss <= Math.max(idleRss * 1.1, idleRss + 32 * 2 ** 20)) return;
     log(`engine thread holds ${Math.round((process.memoryUsage().rss - idleRss) / 2 ** 20)} MiB over idle: replacing it`);
     const old = worker;
-    booting = start();
+    boot();
     recycling.add(old);
     await old.terminate();
     await booting;
@@ -499,6 +506,9 @@ async function inWorker(src: ModelSource, limits: JobLimits, log: (line: string)
     },
     async close() {
       closing = true;
+      // A replacement still loading (the last request's clean-up) finishes first: stopping it
+      // half-loaded would fail its start with no one left to hear it.
+      await settling;
       await worker.terminate();
     },
   };
