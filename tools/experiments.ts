@@ -11,6 +11,9 @@
 //     `eval`'s samples, seeds and answer room): how often a kept chunk lacks the value, and how
 //     often that chunk is the document's last one, a shortest or a longest one, against what chance gives;
 //     the chunk lengths; accuracy.
+//   node dist/tools/experiments.js drift [length] [samples] [layout]
+//     The drift case: kv_retrieval with 1, 2, 3 kept chunks and the calibrate preset; how often the
+//     value's chunk is kept and the answer still wrong; keeping fewer when one chunk is far ahead.
 //   node dist/tools/experiments.js chunks [task] [length] [budget]
 //     How chunkContext cuts a sample (`eval`'s seed 1, depth 0.5; budget: `eval`'s chunk budget
 //     unless given): the count, the shortest / 5th percentile / median / longest and last length,
@@ -29,7 +32,7 @@ import * as path from "node:path";
 import { loadModel } from "../src/model/model.js";
 import { loadTokenizer } from "../src/tokenizer/index.js";
 import { defaultModelPath } from "../src/model/bundled.js";
-import { isCorrect, makeSample, type TaskName } from "../src/eval/tasks.js";
+import { isCorrect, makeSample, type LayoutName, type TaskName } from "../src/eval/tasks.js";
 import { evalAnswerTokens, holdsAnswer } from "../src/eval/run.js";
 import { boundaryOf, tokenizeRequest } from "../src/method/request.js";
 import { chunkBudget, parallelComp, type ParallelCompResult } from "../src/method/parallelcomp.js";
@@ -193,14 +196,75 @@ async function kquant(shape: string, type: number, nLayers: number, lengths: num
   }
 }
 
+/**
+ * The drift case (issue 18): kv_retrieval at `length`, `eval`'s samples and seeds, run with the
+ * default preset at 1, 2 and 3 kept chunks and with the calibrate preset (3 kept). Per run: right
+ * answers, how often the value's chunk was kept, and of those the wrong answers (and how many of
+ * them begin with the value's first 8 characters: the drift). Then "fewer chunks when one is far
+ * ahead": keep the top-3 chunks whose score is within `gap` nats of the best; since scores do not
+ * depend on how many are kept, its answer is the 1-, 2- or 3-chunk run's, read off per sample.
+ */
+function drift(length: number, samples: number, layout: LayoutName) {
+  const { model, tok, count } = bundled();
+  const runs = [
+    { name: "top 1", preset: "default", keepChunks: 1 },
+    { name: "top 2", preset: "default", keepChunks: 2 },
+    { name: "top 3 (default)", preset: "default", keepChunks: 3 },
+    { name: "calibrate (top 3)", preset: "calibrate", keepChunks: 3 },
+  ];
+  const tally = runs.map(() => ({ right: 0, kept: 0, keptWrong: 0, drift: 0 }));
+  const gaps = [0.02, 0.05, 0.1, 0.2, 0.5];
+  const byGap = gaps.map(() => 0);
+  const rows: string[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < samples; i++) {
+    const s = makeSample("kv_retrieval", length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count, layout); // eval's seed 1
+    const req = tokenizeRequest(tok, model.gguf, s.request);
+    const hooks = { boundary: boundaryOf(tok), stopTokens: tok.eogTokens };
+    const right: boolean[] = [];
+    let sorted: number[] = [];
+    runs.forEach((p, j) => {
+      const r = parallelComp(model, req, resolveOptions(p.preset, { keepChunks: p.keepChunks, maxTokens: evalAnswerTokens(count, s.answer) }), hooks);
+      const answer = tok.decode(r.tokens, { skipSpecial: true });
+      const ok = isCorrect(s, answer);
+      const hit = r.kept.some((k) => holdsAnswer(tok, req.context, r.spans[k.index], s.answer));
+      const t = tally[j];
+      t.right += ok ? 1 : 0;
+      t.kept += hit ? 1 : 0;
+      if (hit && !ok) {
+        t.keptWrong++;
+        if (answer.includes(s.answer.slice(0, 8))) t.drift++;
+      }
+      right.push(ok);
+      if (j === 2) sorted = r.kept.map((k) => k.score).sort((a, b) => a - b);
+      rows.push(`sample ${i} ${p.name}: ${ok ? "right" : "wrong"}, value's chunk ${hit ? "kept" : "not kept"}, kept scores ${r.kept.map((k) => k.score.toFixed(3)).join(" ")}${ok ? "" : `, answered ${JSON.stringify(answer.slice(0, 48))}`}`);
+    });
+    gaps.forEach((g, j) => {
+      const k = sorted.filter((x) => x <= sorted[0] + g).length;
+      byGap[j] += right[k - 1] ? 1 : 0;
+    });
+    process.stderr.write(`\r${i + 1}/${samples} samples, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  process.stderr.write("\n");
+  for (const r of rows) console.log(r);
+  console.log(`kv_retrieval @ ${length}, layout ${layout}, ${samples} samples:`);
+  runs.forEach((p, j) => {
+    const t = tally[j];
+    console.log(`  ${p.name}: right ${t.right}/${samples}; value's chunk kept ${t.kept}; kept but wrong ${t.keptWrong} (of them beginning with the value's first 8 characters: ${t.drift})`);
+  });
+  gaps.forEach((g, j) => console.log(`  top 3 within ${g} nats of the best: right ${byGap[j]}/${samples}`));
+  model.close();
+}
+
 const [what, arg] = process.argv.slice(2);
 if (what === "separator") separator(Number(arg ?? 10));
 else if (what === "kquant") void kquant(arg, Number(process.argv[4]), Number(process.argv[5]), process.argv.slice(6).map(Number)).then(() => process.exit(0));
 else if (what === "perturb") perturb(Number(arg ?? 8), process.argv[4], Number(process.argv[5] ?? 2), Number(process.argv[6] ?? 64));
 else if (what === "lengthbias") lengthBias((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 131072), Number(process.argv[5] ?? 8));
 else if (what === "chunks") chunks((arg ?? "needle") as TaskName, Number(process.argv[4] ?? 131072), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
+else if (what === "drift") drift(Number(arg ?? 131072), Number(process.argv[4] ?? 50), (process.argv[5] ?? "split") as LayoutName);
 else if (what === "misses") misses((arg ?? "number_string") as TaskName, Number(process.argv[4] ?? 16384), Number(process.argv[5] ?? 50));
 else {
-  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | chunks [task] [length] [budget] | perturb [GgmlType] [shape layers promptLength] | kquant SHAPE TYPE LAYERS T...");
+  console.error("usage: node dist/tools/experiments.js separator [samples] | misses [task] [length] [samples] | lengthbias [task] [length] [samples] | drift [length] [samples] [layout] | chunks [task] [length] [budget] | perturb [GgmlType] [shape layers promptLength] | kquant SHAPE TYPE LAYERS T...");
   process.exit(2);
 }

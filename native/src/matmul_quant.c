@@ -22,16 +22,23 @@
 /** Decodes the 8 (scale, min) pairs of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4),
  *  four at a time in 32-bit words: scale j and min j are 6-bit fields; for j < 4 they sit in
  *  the low 6 bits of bytes j and j + 4, for j >= 4 their low 4 bits are nibbles of byte j + 4
- *  and their top 2 bits the top bits of bytes j - 4 and j. q: [12] bytes; sc, m: [8]. */
-static inline void kq_scales(const uint8_t *q, uint8_t *sc, uint8_t *m) {
-    uint32_t u[3], o[4];
+ *  and their top 2 bits the top bits of bytes j - 4 and j. q: [12] bytes; *sc, *m: 8 bytes
+ *  each, byte l (little-endian) for scale / min l. The SIMD tiles take these words into
+ *  registers, the scalar path as bytes (kq_scales). */
+static inline void kq_scales_packed(const uint8_t *q, uint64_t *sc, uint64_t *m) {
+    uint32_t u[3];
     memcpy(u, q, 12);
-    o[0] = u[0] & 0x3f3f3f3f;                                            // scales 0..3
-    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);      // scales 4..7
-    o[2] = u[1] & 0x3f3f3f3f;                                            // mins 0..3
-    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4); // mins 4..7
-    memcpy(sc, o, 8);
-    memcpy(m, o + 2, 8);
+    *sc = (u[0] & 0x3f3f3f3fu)                                                          // scales 0..3
+          | (uint64_t)((u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4)) << 32;   // scales 4..7
+    *m = (u[1] & 0x3f3f3f3fu)                                                           // mins 0..3
+         | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4)) << 32; // mins 4..7
+}
+
+static inline void kq_scales(const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    uint64_t s64, m64;
+    kq_scales_packed(q, &s64, &m64);
+    memcpy(sc, &s64, 8); // little-endian: byte l is scale l
+    memcpy(m, &m64, 8);
 }
 
 // ---------------------------------------------------------------------------------------------

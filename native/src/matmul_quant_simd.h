@@ -36,18 +36,30 @@ QT_TARGET PC_INLINE __m256i QT_NAME(madd16)(__m256i acc, __m256i a, __m256i b) {
 
 QT_TARGET PC_INLINE float QT_NAME(h2f)(uint16_t h) { return _cvtsh_ss(h); }
 
-/** kq_scales straight into registers: the 8 scales and the 8 mins of a Q4_K / Q5_K super-block
- *  as the low 8 bytes of *sc and *mn. Going through byte arrays cost a failed store-to-load
- *  forward per array (two 4-byte stores read back as one 8-byte load) in every tile and block. */
+/** The 8 scales and the 8 mins of a Q4_K / Q5_K super-block (kq_scales_packed) as the low 8
+ *  bytes of *sc and *mn. Going through byte arrays cost a failed store-to-load forward per
+ *  array (two 4-byte stores read back as one 8-byte load) in every tile and block. */
 QT_TARGET PC_INLINE void QT_NAME(kq_scales_v)(const uint8_t *q, __m128i *sc, __m128i *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, q, 4);
-    memcpy(&u1, q + 4, 4);
-    memcpy(&u2, q + 8, 4);
-    const uint64_t s = (u0 & 0x3f3f3f3fu) | (uint64_t)((u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4)) << 32;
-    const uint64_t m = (u1 & 0x3f3f3f3fu) | (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4)) << 32;
+    uint64_t s, m;
+    kq_scales_packed(q, &s, &m);
     *sc = _mm_cvtsi64_si128((long long)s);
     *mn = _mm_cvtsi64_si128((long long)m);
+}
+
+/** A Q4_K / Q5_K super-block's end: its d and dmin, and its 8 mins widened as m0 m0 m1 m1 ...
+ *  m7 m7 to pair with the 16 block sums of x (16 values each). Shared by both tile widths. */
+QT_TARGET PC_INLINE void QT_NAME(q45_K_tail)(const uint8_t *blk, __m128i mn, float *d, float *dmin, __m256i *mins16) {
+    uint16_t d16, dmin16;
+    memcpy(&d16, blk, 2);
+    memcpy(&dmin16, blk + 2, 2);
+    *d = QT_NAME(h2f)(d16);
+    *dmin = QT_NAME(h2f)(dmin16);
+    *mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
+}
+
+/** sum over the super-block's 16-value groups of min * sum(x), 8 int32 lanes (token tj, block b). */
+QT_TARGET PC_INLINE __m256i QT_NAME(q45_K_minsum)(const pc_acts_t *a, int64_t tj, int64_t nb, int64_t b, __m256i mins16) {
+    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16)), mins16);
 }
 
 /** Decode streams w from DRAM. The RM rows of a tile are adjacent, one linear range of
@@ -251,17 +263,12 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q45_K)(int is_q5, int RM, int RN, const ui
             }
         }
         for (int i = 0; i < RM; i++) {
-            uint16_t d16, dmin16;
-            memcpy(&d16, blk[i], 2);
-            memcpy(&dmin16, blk[i] + 2, 2);
-            const float d = QT_NAME(h2f)(d16), dmin = QT_NAME(h2f)(dmin16);
-            // mins16 = m0 m0 m1 m1 ... m7 m7: pairs with the 16 bsums of x (16 values each).
-            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn[i], mn[i]));
+            float d, dmin;
+            __m256i mins16;
+            QT_NAME(q45_K_tail)(blk[i], mn[i], &d, &dmin, &mins16);
             for (int j = 0; j < RN; j++) {
-                const int64_t tj = t + j;
-                const float dx = a->d[tj * nb + b];
-                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
-                const __m256i msum = _mm256_madd_epi16(bs, mins16);
+                const float dx = a->d[(t + j) * nb + b];
+                const __m256i msum = QT_NAME(q45_K_minsum)(a, t + j, nb, b, mins16);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(d * dx), acc[i][j]);
                 acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * dx), acc[i][j]);
             }
@@ -390,16 +397,12 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q45_K_z)(int is_q5, int RM, int RN, const 
             }
         }
         for (int i = 0; i < RM; i++) {
-            uint16_t d16, dmin16;
-            memcpy(&d16, blk[i], 2);
-            memcpy(&dmin16, blk[i] + 2, 2);
-            const float d = QT_NAME(h2f)(d16), dmin = QT_NAME(h2f)(dmin16);
-            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn[i], mn[i]));
+            float d, dmin;
+            __m256i mins16;
+            QT_NAME(q45_K_tail)(blk[i], mn[i], &d, &dmin, &mins16);
             for (int j = 0; j < RN; j++) {
-                const int64_t tj = t + j;
-                const float dx = a->d[tj * nb + b];
-                const __m256i bs = _mm256_loadu_si256((const __m256i *)(a->sums + (tj * nb + b) * 16));
-                const __m512i msum = _mm512_zextsi256_si512(_mm256_madd_epi16(bs, mins16));
+                const float dx = a->d[(t + j) * nb + b];
+                const __m512i msum = _mm512_zextsi256_si512(QT_NAME(q45_K_minsum)(a, t + j, nb, b, mins16));
                 acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][j]), _mm512_set1_ps(d * dx), acc[i][j]);
                 acc[i][j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_set1_ps(dmin * dx), acc[i][j]);
             }
