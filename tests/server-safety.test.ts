@@ -254,3 +254,21 @@ test("tokenize reads at most 64 MiB of standard input (like ask), then one error
   assert.equal(r.status, 2); // a UsageError: the input is past the limit
   assert.equal(r.stderr.trim(), "parallelcomp: standard input is larger than 64 MiB");
 });
+
+test("closing the server right after a request whose clean-up replaces the engine thread: the replacement finishes loading, nothing fails after", async () => {
+  const lines: string[] = [];
+  const s = await startServer({ model: { options: { threads: 1 } }, port: 0, log: (l) => lines.push(l) });
+  // The process grows past the replacement threshold (10% and 32 MiB over idle) on this thread's
+  // side, as another server's run in the same process made it in CI.
+  const ballast = Buffer.alloc(256 * 2 ** 20, 1);
+  try {
+    const r = await fetch(s.url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", max_tokens: 2, messages: [{ role: "user", content: "The pass key is 12345. Remember it.\n\nWhat is the pass key?" }] }) });
+    assert.equal(r.status, 200);
+    await r.json();
+  } finally {
+    await s.close(); // before: the half-loaded replacement's start failed with no one to hear it
+  }
+  assert.ok(lines.some((l) => /over idle: replacing it/.test(l)), lines.join("\n"));
+  assert.ok(!lines.some((l) => /failed/.test(l)), lines.join("\n"));
+  assert.equal(ballast[ballast.length - 1], 1);
+});
