@@ -1,5 +1,6 @@
 // Decode steadiness (issue 16): per-step decode times over several runs in one process, and the
-// addon's streaming read repeated, to tell the engine's variance from the machine's.
+// addon's streaming read repeated, and kernels that touch no DRAM (thread hand-offs, compute) in
+// rounds at 1 and N threads, to tell the engine's variance from the machine's.
 //
 //   npm run build && node dist/tools/decode-steadiness.js FILE [threads (2)] [runs (4)]
 //
@@ -43,4 +44,29 @@ if ("kernels" in k) {
     rates.push((buf.length / ((performance.now() - t0) * 1e6)).toFixed(1));
   }
   console.log(`streaming read 512 MiB, ${threads} threads: ${rates.join(" ")} GB/s`);
+  // Work that touches no DRAM, in rounds shaped like decode runs: if these shift round to round
+  // at N threads and not at 1, the machine (how its vCPUs are scheduled) moves, not the engine.
+  const kk = k.kernels;
+  const rounds = (label: string, nIn: number, T: number, calls: number) => {
+    const w = new Uint8Array(nIn * nIn * 4);
+    new Float32Array(w.buffer).forEach((_, i, a) => (a[i] = ((i * 2654435761) % 1000) / 1000 - 0.5));
+    const x = new Float32Array(T * nIn).fill(0.25);
+    const y = new Float32Array(T * nIn);
+    for (const nth of [1, threads]) {
+      kk.setThreads(nth);
+      const per: number[] = [];
+      for (let r = 0; r < 8; r++) {
+        const t0 = performance.now();
+        for (let c = 0; c < calls; c++) kk.matmul({ w, type: 0, nOut: nIn, nIn, x, T, y });
+        per.push((performance.now() - t0) / calls);
+      }
+      const sorted = [...per].sort((a, b) => a - b);
+      const med = sorted[4];
+      const spread = Math.max(...per.map((v) => Math.abs(v / med - 1)));
+      console.log(`${label}, ${nth} thread(s), 8 rounds of ${calls} calls: ${per.map((v) => (v * 1000).toFixed(0)).join(" ")} us per call; largest distance from the median ${(100 * spread).toFixed(1)}%`);
+    }
+  };
+  rounds("F32 matmul 512x512, 1 token (cache-resident, thread hand-offs as in decode)", 512, 1, 4000);
+  rounds("F32 matmul 1024x1024, 64 tokens (compute-bound)", 1024, 64, 40);
+  kk.setThreads(threads);
 }
