@@ -8,8 +8,13 @@
 // by 0.07-0.09 in Q8_0: `node dist/tools/experiments.js perturb 8`). So:
 //   - depth 1 (real widths and vocabulary, one layer): the first layer's input is bit-identical on
 //     both sides and int8 flips are too rare to occur: every type within 1e-4, except F16 and
-//     BF16, whose rounding steps are fine enough (2^-11, 2^-8) that about one of the last row's
-//     ~2K rounded activations flips: 2e-3;
+//     BF16, whose rounding steps are fine enough (2^-11, 2^-8) that a few of the last rows'
+//     rounded activations flip. F16: 1e-2, twice our own engine's floor (one layer, 128 tokens,
+//     four 1e-7 nudge patterns: up to 5.0e-3 on SmolLM2, 3.8e-3 on Qwen2.5; `node
+//     dist/tools/experiments.js perturb 1 smollm2-135m 1 128`); against llama.cpp below 2e-3 on
+//     the AVX-512 machines of earlier runs, 2.2e-3 / 2.5e-3 on an AVX2 one (sums in other orders).
+//     BF16: 2e-3; it has matched llama.cpp to 4e-6 on both machines (its floor is 2.8e-2: were
+//     a third CPU's sums to flip one, that is the scale to expect);
 //   - full depth (the issue's check): F32 within 1e-3; rounded types within a stated tolerance.
 //     The 32-token greedy continuation must be identical, except that a rounded type may part
 //     ways at a step where llama.cpp's own top two tokens are closer than that tolerance (a tie
@@ -34,7 +39,7 @@ const ALL_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, Ggm
 
 for (const shape of SHAPES) {
   for (const type of ALL_TYPES) {
-    const tol = type === GgmlType.F16 || type === GgmlType.BF16 ? 2e-3 : 1e-4;
+    const tol = type === GgmlType.F16 ? 1e-2 : type === GgmlType.BF16 ? 2e-3 : 1e-4;
     test(`depth 1, ${shape} widths, ${typeName(type)} (K-quants with llama-quantize's fallbacks): log-probs within ${tol} of llama.cpp`, async () => {
       const r = await compare(shape, type, 1, 128, 4);
       console.log(`# depth 1 ${shape} ${typeName(type)}: max |dlogp| ${r.maxDiff.toExponential(2)}`);
