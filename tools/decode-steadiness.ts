@@ -1,6 +1,7 @@
 // Decode steadiness (issue 16): per-step decode times over several runs in one process, and the
 // addon's streaming read repeated, and kernels that touch no DRAM (thread hand-offs, compute) in
-// rounds at 1 and N threads, to tell the engine's variance from the machine's.
+// rounds at 1 and N threads, to tell the engine's variance from the machine's. Each run and round
+// also prints the machine's steal time (ticks the hypervisor gave another guest) and idle time.
 //
 //   npm run build && node dist/tools/decode-steadiness.js FILE [threads (2)] [runs (4)]
 //
@@ -10,6 +11,22 @@
 import { loadModel } from "../src/model/model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import { loadNativeKernels } from "../src/kernels/native.js";
+import fs from "node:fs";
+
+/** The machine's steal and idle time so far, in clock ticks (/proc/stat's first line; 0s off Linux). */
+function cpuTicks(): { steal: number; idle: number } {
+  try {
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3] + f[4], steal: f[7] ?? 0 };
+  } catch {
+    return { steal: 0, idle: 0 };
+  }
+}
+/** Ticks of steal and idle (all CPUs together) since `t0`, as "steal S idle I". */
+const ticksSince = (t0: { steal: number; idle: number }) => {
+  const t = cpuTicks();
+  return `steal ${t.steal - t0.steal} idle ${t.idle - t0.idle} ticks`;
+};
 
 const [file, threadsArg = "2", runsArg = "4"] = process.argv.slice(2);
 if (!file) {
@@ -24,13 +41,14 @@ for (let r = 0; r < Number(runsArg); r++) {
   const cache = model.newCache({ capacity: n + 64 });
   model.forward(cache, sequenceBatch(prompt));
   const ms: number[] = [];
+  const ticks = cpuTicks();
   for (let i = 0; i < 32; i++) {
     const t0 = performance.now();
     model.forward(cache, sequenceBatch([5 + i], { pos0: n + i }));
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
-  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms`);
+  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${ticksSince(ticks)}`);
 }
 model.close();
 const k = loadNativeKernels();
@@ -55,15 +73,19 @@ if ("kernels" in k) {
     for (const nth of [1, threads]) {
       kk.setThreads(nth);
       const per: number[] = [];
+      const ticks: string[] = [];
       for (let r = 0; r < 8; r++) {
         const t0 = performance.now();
+        const k0 = cpuTicks();
         for (let c = 0; c < calls; c++) kk.matmul({ w, type: 0, nOut: nIn, nIn, x, T, y });
         per.push((performance.now() - t0) / calls);
+        ticks.push(ticksSince(k0).replace(/ ticks$/, ""));
       }
       const sorted = [...per].sort((a, b) => a - b);
       const med = sorted[4];
       const spread = Math.max(...per.map((v) => Math.abs(v / med - 1)));
       console.log(`${label}, ${nth} thread(s), 8 rounds of ${calls} calls: ${per.map((v) => (v * 1000).toFixed(0)).join(" ")} us per call; largest distance from the median ${(100 * spread).toFixed(1)}%`);
+      console.log(`  per round: ${ticks.join("; ")} ticks`);
     }
   };
   rounds("F32 matmul 512x512, 1 token (cache-resident, thread hand-offs as in decode)", 512, 1, 4000);
