@@ -25,7 +25,7 @@ function cpuTicks(): { steal: number; idle: number } {
 /** Ticks of steal and idle (all CPUs together) since `t0`, as "steal S idle I". */
 const ticksSince = (t0: { steal: number; idle: number }) => {
   const t = cpuTicks();
-  return `steal ${t.steal - t0.steal} idle ${t.idle - t0.idle} ticks`;
+  return `steal ${t.steal - t0.steal} idle ${t.idle - t0.idle}`;
 };
 
 const [file, threadsArg = "2", runsArg = "4"] = process.argv.slice(2);
@@ -48,7 +48,7 @@ for (let r = 0; r < Number(runsArg); r++) {
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
-  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${ticksSince(ticks)}`);
+  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${ticksSince(ticks)} ticks`);
 }
 model.close();
 const k = loadNativeKernels();
@@ -79,7 +79,7 @@ if ("kernels" in k) {
         const k0 = cpuTicks();
         for (let c = 0; c < calls; c++) kk.matmul({ w, type: 0, nOut: nIn, nIn, x, T, y });
         per.push((performance.now() - t0) / calls);
-        ticks.push(ticksSince(k0).replace(/ ticks$/, ""));
+        ticks.push(ticksSince(k0));
       }
       const sorted = [...per].sort((a, b) => a - b);
       const med = sorted[4];
