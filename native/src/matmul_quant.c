@@ -195,17 +195,20 @@ static void mm_quant_scalar(const pc_mm_job *job, int ith, int64_t r0, int64_t r
 }
 
 #if PC_HAVE_X86_SIMD
-// AVX2: 16 vector registers, so tiles of 2 rows x 4 tokens.
+// AVX2: 16 vector registers, so tiles of 2 rows x 4 tokens; Q8_0's tile keeps one accumulator
+// per row (tile_q8_0_h), so 4 rows.
 #define QT_TARGET PC_TARGET_AVX2
 #define QT_NAME(x) x##_avx2
 #define QT_VNNI 0
 #define QT_RM 2
+#define QT_RM_Q8_0 4
 #define QT_RN 4
 #include "matmul_quant_simd.h"
 #undef QT_TARGET
 #undef QT_NAME
 #undef QT_VNNI
 #undef QT_RM
+#undef QT_RM_Q8_0
 #undef QT_RN
 
 // AVX-512VL + VNNI on ymm: 32 registers, tiles of 4 rows x 4 tokens.
@@ -237,7 +240,7 @@ pc_mm_kernel pc_mm_quant_kernel(int type, pc_isa_t isa, int64_t T, int64_t *row_
         }
     }
     if (isa >= PC_ISA_AVX2) {
-        *row_unit = 2;
+        *row_unit = type == PC_Q8_0 ? 4 : 2;
         switch (type) {
             case PC_Q8_0: return mm_q8_0_avx2;
             case PC_Q4_0: return mm_q4_0_avx2;

@@ -3,7 +3,7 @@
 //   QT_TARGET  function attribute selecting the ISA
 //   QT_NAME(x) suffixes a name with the ISA
 //   QT_VNNI    1: use AVX512-VNNI's vpdpbusd / vpdpwssd (on ymm, through AVX512VL)
-//   QT_RM      rows per tile, QT_RN tokens per tile
+//   QT_RM      rows per tile, QT_RN tokens per tile (QT_RM_Q8_0: rows of the AVX2 Q8_0 tile)
 //
 // All kernels are "dot" shaped: a tile of QT_RM weight rows x QT_RN tokens, walking the blocks
 // of the rows once. Per block, each weight row is unpacked to bytes once and reused for
@@ -141,6 +141,70 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_z)(int RM, int RN, const uint8_t *w, 
     }
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+#endif
+
+#if !QT_VNNI
+/** Q8_0 x Q8_0 without VNNI: up to 4 rows x 4 tokens, one float accumulator per row.
+ *  Per block and row, the tokens' integer dot products (8 int32 lanes each, through the sign
+ *  trick of tile_b32) are folded by horizontal adds into one vector: with 3 or 4 tokens lane j
+ *  holds token j's sum over the block's first 16 values and lane j + 4 over its last 16 (with 2
+ *  tokens, lanes 2j, 2j + 1, 2j + 4, 2j + 5 are token j's; with 1, all 8). One conversion and
+ *  one multiply-add by dw times the matching lanes of dx then serve every token of the tile,
+ *  where tile_b32 converts, scales and accumulates each (row, token) pair on its own: that
+ *  float work was most of the block's instructions (AVX2 Q8_0 prefill 1.35-1.4x faster for
+ *  it, docs/performance.md). The integers are tile_b32's; the float sum per token runs over 2
+ *  lanes (8 with one token) instead of 8. A third token's tile computes a zero fourth. */
+QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_h)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
+                                             int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
+    __m256 acc[4];
+    for (int i = 0; i < RM; i++) acc[i] = _mm256_setzero_ps();
+    const int64_t K = nb * 32;
+    const int NX = RN <= 2 ? RN : 4; // token vectors computed per row
+    const __m256i ones = _mm256_set1_epi16(1);
+    QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        if (prefetch) QT_NAME(pf_step)(&pf);
+        __m256i x[4];
+        float dx[4];
+        for (int j = 0; j < NX; j++) {
+            if (j < RN) {
+                x[j] = _mm256_loadu_si256((const __m256i *)(a->qs + (t + j) * K + b * 32));
+                dx[j] = a->d[(t + j) * nb + b];
+            } else {
+                x[j] = _mm256_setzero_si256();
+                dx[j] = 0.0f;
+            }
+        }
+        __m256 dx8;
+        if (NX == 1) dx8 = _mm256_set1_ps(dx[0]);
+        else if (NX == 2) dx8 = _mm256_setr_ps(dx[0], dx[0], dx[1], dx[1], dx[0], dx[0], dx[1], dx[1]);
+        else {
+            const __m128 dx4 = _mm_setr_ps(dx[0], dx[1], dx[2], dx[3]);
+            dx8 = _mm256_set_m128(dx4, dx4);
+        }
+        for (int i = 0; i < RM; i++) {
+            const block_q8_0 *blk = (const block_q8_0 *)(w + i * row_bytes) + b;
+            const __m256i ws = _mm256_loadu_si256((const __m256i *)blk->qs);
+            const __m256i u = _mm256_abs_epi8(ws);
+            __m256i p[4];
+            for (int j = 0; j < NX; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(x[j], ws)), ones);
+            const __m256i h = NX == 1   ? p[0]
+                              : NX == 2 ? _mm256_hadd_epi32(p[0], p[1])
+                                        : _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), _mm256_mul_ps(_mm256_set1_ps(QT_NAME(h2f)(blk->d)), dx8), acc[i]);
+        }
+    }
+    for (int i = 0; i < RM; i++) {
+        float s[4];
+        _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1)));
+        if (NX == 1) y[i] = (s[0] + s[1]) + (s[2] + s[3]);
+        else if (NX == 2) {
+            y[i] = s[0] + s[1];
+            y[ldy + i] = s[2] + s[3];
+        } else
+            for (int j = 0; j < RN; j++) y[j * ldy + i] = s[j];
+    }
 }
 #endif
 
@@ -490,19 +554,19 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K_z)(int RM, int RN, const uint8_t *w, 
 // group of the thread passes over them; each row group (a few KB) stays in L1 across the block.
 #define QT_TBLOCK 64
 
-#define QT_TILE_CASES(CALL)                                                                       \
+#define QT_TILE_CASES(CALL, RMAX)                                                                       \
     switch (rm * 8 + rn) {                                                                        \
-        case QT_RM * 8 + 1: CALL(QT_RM, 1); break;                                                \
-        case QT_RM * 8 + 2: CALL(QT_RM, 2); break;                                                \
-        case QT_RM * 8 + 3: CALL(QT_RM, 3); break;                                                \
-        case QT_RM * 8 + 4: CALL(QT_RM, 4); break;                                                \
+        case RMAX * 8 + 1: CALL(RMAX, 1); break;                                                \
+        case RMAX * 8 + 2: CALL(RMAX, 2); break;                                                \
+        case RMAX * 8 + 3: CALL(RMAX, 3); break;                                                \
+        case RMAX * 8 + 4: CALL(RMAX, 4); break;                                                \
         case 1 * 8 + 1: CALL(1, 1); break;                                                        \
         case 1 * 8 + 2: CALL(1, 2); break;                                                        \
         case 1 * 8 + 3: CALL(1, 3); break;                                                        \
         case 1 * 8 + 4: CALL(1, 4); break;                                                        \
     }
 
-#define QT_KERNEL(NAME, CALL)                                                                      \
+#define QT_KERNEL_R(NAME, CALL, RMAX)                                                                      \
     QT_TARGET static void QT_NAME(NAME)(const pc_mm_job *job, int ith, int64_t r0, int64_t r1, int64_t t0, int64_t t1) { \
         (void)ith;                                                                                 \
         const pc_acts_t *a = &job->acts;                                                           \
@@ -510,22 +574,24 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K_z)(int RM, int RN, const uint8_t *w, 
         for (int64_t tb = t0; tb < t1; tb += QT_TBLOCK) {                                          \
             const int64_t te = PC_MIN(t1, tb + QT_TBLOCK);                                         \
             for (int64_t r = r0; r < r1;) {                                                        \
-                const int rm = r1 - r >= QT_RM ? QT_RM : 1;                                        \
+                const int rm = r1 - r >= (RMAX) ? (RMAX) : 1;                                        \
                 const uint8_t *wr = job->w + (size_t)r * job->row_bytes;                           \
                 for (int64_t t = tb; t < te; t += QT_RN) {                                         \
                     const int rn = (int)PC_MIN(QT_RN, te - t);                                     \
                     float *yr = job->y + t * ldy + r;                                              \
-                    QT_TILE_CASES(CALL)                                                            \
+                    QT_TILE_CASES(CALL, RMAX)                                                            \
                 }                                                                                  \
                 r += rm;                                                                           \
             }                                                                                      \
         }                                                                                          \
     }
 
+#define QT_KERNEL(NAME, CALL) QT_KERNEL_R(NAME, CALL, QT_RM)
+
 #if QT_VNNI
 #define CALL_Q8_0(RM, RN) QT_NAME(tile_q8_0_z)(RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #else
-#define CALL_Q8_0(RM, RN) QT_NAME(tile_b32)(PC_Q8_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
+#define CALL_Q8_0(RM, RN) QT_NAME(tile_q8_0_h)(RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #endif
 #define CALL_Q4_0(RM, RN) QT_NAME(tile_b32)(PC_Q4_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
 #define CALL_Q5_0(RM, RN) QT_NAME(tile_b32)(PC_Q5_0, RM, RN, wr, job->row_bytes, a, t, job->nIn / 32, yr, ldy, t == tb)
@@ -541,7 +607,11 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q6_K_z)(int RM, int RN, const uint8_t *w, 
 #define CALL_Q6_K(RM, RN) QT_NAME(tile_q6_K)(RM, RN, wr, job->row_bytes, a, t, job->nIn / QK_K, yr, ldy, t == tb)
 #endif
 
+#if QT_VNNI
 QT_KERNEL(mm_q8_0, CALL_Q8_0)
+#else
+QT_KERNEL_R(mm_q8_0, CALL_Q8_0, QT_RM_Q8_0)
+#endif
 QT_KERNEL(mm_q4_0, CALL_Q4_0)
 QT_KERNEL(mm_q5_0, CALL_Q5_0)
 QT_KERNEL(mm_q4_1, CALL_Q4_1)
@@ -552,6 +622,7 @@ QT_KERNEL(mm_q6_K, CALL_Q6_K)
 
 #undef QT_TILE_CASES
 #undef QT_KERNEL
+#undef QT_KERNEL_R
 #undef QT_TBLOCK
 #undef CALL_Q8_0
 #undef CALL_Q4_0
