@@ -152,8 +152,8 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_z)(int RM, int RN, const uint8_t *w, 
  *  tokens, lanes 2j, 2j + 1, 2j + 4, 2j + 5 are token j's; with 1, all 8). One conversion and
  *  one multiply-add by dw times the matching lanes of dx then serve every token of the tile,
  *  where tile_b32 converts, scales and accumulates each (row, token) pair on its own: that
- *  float work was most of the block's instructions (AVX2 Q8_0 prefill 1.35-1.4x faster for
- *  it, docs/performance.md). The integers are tile_b32's; the float sum per token runs over 2
+ *  float work was most of the block's instructions (the Q8_0 matmul at T=512 1.29x faster for
+ *  it on AVX2, docs/performance.md). The integers are tile_b32's; the float sum per token runs over 2
  *  lanes (8 with one token) instead of 8. A third token's tile computes a zero fourth. */
 QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_h)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
                                              int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
