@@ -15,7 +15,7 @@ const pct = (x: number) => `${Math.round(100 * x)}%`;
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
-export const lengthLabel = (l: number) => (l % 1024 === 0 ? `${l / 1024}K` : String(l));
+export const lengthLabel = (l: number) => (l % 1048576 === 0 ? `${l / 1048576}M` : l % 1024 === 0 ? `${l / 1024}K` : String(l));
 
 /** 95% Wilson score interval of k successes in n. */
 export function wilson(k: number, n: number): [number, number] {
