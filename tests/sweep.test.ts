@@ -13,6 +13,7 @@ import { BUNDLED_MODEL } from "../src/model/bundled.js";
 import { runEval, type SampleResult } from "../src/eval/run.js";
 import { skipReason, type Cell, type DoneCell, type SweepFile } from "../src/eval/sweep.js";
 import { TASKS } from "../src/eval/tasks.js";
+import { lengthLabel } from "../src/eval/results-page.js";
 import { tempDir } from "./support/tmp.js";
 
 const BIN = fileURLToPath(new URL("../../bin/parallelcomp.js", import.meta.url));
@@ -135,6 +136,30 @@ test("the page shows results.json's values, links valid SVGs, inlines attention-
   fs.rmSync(path.join(out, "attention-bias.md"));
   assert.equal(cli(["sweep", "--page-only", "--out", out]).code, 0);
   assert.equal(fs.readFileSync(path.join(out, "README.md"), "utf8"), md, "same results, same page");
+});
+
+test("a one-length sweep (the 1M column's shape): findings without a window reference give each method's value at that length", () => {
+  const f = read();
+  const one = path.join(tempDir(), "one-length");
+  fs.mkdirSync(one, { recursive: true });
+  const cells = f.cells.filter((c) => c.length === 1024 && c.method !== "full");
+  const single: SweepFile = { ...f, settings: { ...f.settings, lengths: [1024], methods: ["parallelcomp", "truncate"] }, cells };
+  fs.writeFileSync(path.join(one, "results.json"), JSON.stringify(single));
+  const r = cli(["sweep", "--page-only", "--out", one]);
+  assert.equal(r.code, 0, r.err);
+  const md = fs.readFileSync(path.join(one, "README.md"), "utf8");
+  const pc = find(single, "parallelcomp", 1024) as DoneCell, tr = find(single, "truncate", 1024) as DoneCell;
+  const right = pc.results.filter((x) => x.correct).length;
+  assert.ok(md.includes(`**passkey**: parallelcomp at 1K tokens: ${Math.round(100 * pc.accuracy)}% (${right}/2), 95% interval `), "finding at the one length");
+  assert.ok(md.includes("(this sweep has no full-attention cell inside the trained window to compare with)."), "no window reference, said once");
+  const speed = Math.round(pc.prefillTokensPerSecond).toLocaleString("en-US");
+  assert.ok(md.includes(`Prefill speed (mean over tasks, tokens/s): parallelcomp ${speed} at 1K (truncate left out`), "the one length's speed");
+  const mb = (c: DoneCell) => `${(c.peakRssBytes / 2 ** 20).toFixed(0)} MiB`;
+  assert.ok(md.includes(`Peak RSS (max over tasks): parallelcomp ${mb(pc)} at 1K; truncate ${mb(tr)} at 1K.`), "the one length's peak RSS");
+  assert.ok(!md.includes("to longest run"), "no span over one length");
+  assert.equal(lengthLabel(1048576), "1M");
+  assert.equal(lengthLabel(131072), "128K");
+  assert.equal(lengthLabel(480), "480");
 });
 
 test("--resume keeps the done cells (a planted value survives) and runs only the missing one", () => {

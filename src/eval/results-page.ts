@@ -142,7 +142,8 @@ function findings(s: Cells): string[] {
     if (pc.length > 0) {
       const c = pc[pc.length - 1];
       const [lo, hi] = wilson(correct(c), c.results.length);
-      out.push(`**${t}**: parallelcomp at ${lengthLabel(c.length)} tokens: ${accuracyText(c)}, 95% interval ${pct(lo)}-${pct(hi)}, vs ${refText}.`);
+      const vs = r ? `, vs ${refText}` : " (this sweep has no full-attention cell inside the trained window to compare with)";
+      out.push(`**${t}**: parallelcomp at ${lengthLabel(c.length)} tokens: ${accuracyText(c)}, 95% interval ${pct(lo)}-${pct(hi)}${vs}.`);
     } else out.push(`**${t}**: parallelcomp ran at no length beyond the trained window; ${refText}.`);
     if (r && r.accuracy === 0) out.push(`${t}: the window reference is 0%, so this model does not solve ${t} inside its window.`);
     else if (r) {
@@ -164,16 +165,17 @@ function findings(s: Cells): string[] {
   // From the shortest length beyond the window: inside it, a prompt is too short to time the method.
   const span = (v: (cs: DoneCell[]) => number, fmt: (x: number) => string, ms: readonly Method[]) => ms.map((m) => {
     const ran = (beyond.length >= 2 ? beyond : lengths).filter((l) => s.across(l, m).length > 0);
-    if (ran.length < 2) return null;
+    if (ran.length === 0) return null;
     const a = v(s.across(ran[0], m));
+    if (ran.length === 1) return `${m} ${fmt(a)} at ${lengthLabel(ran[0])}`;
     const b = v(s.across(ran[ran.length - 1], m));
     return `${m} ${fmt(a)} at ${lengthLabel(ran[0])} -> ${fmt(b)} at ${lengthLabel(ran[ran.length - 1])} (x${(b / a).toFixed(2)})`;
   }).filter((x) => x !== null);
-  const from = beyond.length >= 2 ? "shortest length beyond the window" : "shortest length";
+  const from = lengths.length === 1 ? "" : beyond.length >= 2 ? ", shortest length beyond the window to longest run" : ", shortest length to longest run";
   const timed = methods.filter((m) => m !== "truncate");
-  out.push(`Prefill speed (mean over tasks, tokens/s), ${from} to longest run: ${span(meanSpeed, int, timed).join("; ")}` +
+  out.push(`Prefill speed (mean over tasks, tokens/s)${from}: ${span(meanSpeed, int, timed).join("; ")}` +
     (timed.length < methods.length ? " (truncate left out: it prefills one window whatever the length)." : "."));
-  out.push(`Peak RSS (max over tasks), ${from} to longest run: ${span(maxRss, mib, methods).join("; ")}.`);
+  out.push(`Peak RSS (max over tasks)${from}: ${span(maxRss, mib, methods).join("; ")}.`);
   const count = (st: Cell["status"]) => f.cells.filter((c) => c.status === st).length;
   out.push(`${plural(count("done"), "cell")} ran, ${count("skipped")} skipped by rule (listed under the accuracy tables), ${count("failed")} failed. Each cell has ${plural(samples, "sample")}, so one sample moves its accuracy by ${(100 / samples).toFixed(0)} points.`);
   return out;
