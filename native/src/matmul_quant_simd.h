@@ -96,13 +96,13 @@ QT_TARGET PC_INLINE __m256i QT_NAME(q5_high)(const uint8_t *qh4) {
 }
 
 #if QT_VNNI
-/** Q8_0 x Q8_0 with VNNI: as tile_b32, without the sign trick, two blocks per 512-bit vector.
+/** Q8_0 x Q8_0 with VNNI: as tile_q8_0_h, without the sign trick, two blocks per 512-bit vector.
  *  vpdpbusd wants unsigned x signed bytes and does not saturate, so x is moved to unsigned
  *  (x + 128, an xor of the sign bit) and the excess 128 * sum(w) is subtracted by starting the
  *  sum at -128 * sum(w), once per weight block instead of one vpsignb per (row, token) pair.
  *  The 64 activations of two blocks are contiguous; the weights come from two 32-byte loads and
  *  the two blocks' scales fill the two halves (an odd last block runs with zero upper halves).
- *  Same integers as tile_b32; the float sums run over 16 lanes instead of 8. */
+ *  Same integers as tile_q8_0_h; the float sums run over 16 lanes. */
 QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_z)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
                                              int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
     __m512 acc[QT_RM][QT_RN];
@@ -146,15 +146,16 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_z)(int RM, int RN, const uint8_t *w, 
 
 #if !QT_VNNI
 /** Q8_0 x Q8_0 without VNNI: up to 4 rows x 4 tokens, one float accumulator per row.
- *  Per block and row, the tokens' integer dot products (8 int32 lanes each, through the sign
- *  trick of tile_b32) are folded by horizontal adds into one vector: with 3 or 4 tokens lane j
- *  holds token j's sum over the block's first 16 values and lane j + 4 over its last 16 (with 2
- *  tokens, lanes 2j, 2j + 1, 2j + 4, 2j + 5 are token j's; with 1, all 8). One conversion and
- *  one multiply-add by dw times the matching lanes of dx then serve every token of the tile,
- *  where tile_b32 converts, scales and accumulates each (row, token) pair on its own: that
- *  float work was most of the block's instructions (the Q8_0 matmul at T=512 1.29x faster for
- *  it on AVX2, docs/performance.md). The integers are tile_b32's; the float sum per token runs over 2
- *  lanes (8 with one token) instead of 8. A third token's tile computes a zero fourth. */
+ *  Per block and row, the tokens' integer dot products (8 int32 lanes each; sign trick: |w| is
+ *  unsigned, w's sign moves onto x by vpsignb, the product unchanged) are folded by horizontal
+ *  adds into one vector: with 3 or 4 tokens lane j holds token j's sum over the block's first 16
+ *  values and lane j + 4 over its last 16 (with 2 tokens, lanes 2j, 2j + 1, 2j + 4, 2j + 5 are
+ *  token j's; with 1, all 8). One conversion and one multiply-add by dw times the matching lanes
+ *  of dx then serve every token of the tile, where the previous 2 x 4 tile converted, scaled and
+ *  accumulated each (row, token) pair on its own: that float work was most of the block's
+ *  instructions (the Q8_0 matmul at T=512 1.29x faster for it on AVX2, docs/performance.md).
+ *  The integers are the previous tile's; the float sum per token runs over 2 lanes (8 with one
+ *  token) instead of 8. A third token's tile computes a zero fourth. */
 QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_h)(int RM, int RN, const uint8_t *w, size_t row_bytes, const pc_acts_t *a,
                                              int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
     __m256 acc[4];
@@ -208,9 +209,9 @@ QT_TARGET PC_INLINE void QT_NAME(tile_q8_0_h)(int RM, int RN, const uint8_t *w, 
 }
 #endif
 
-/** Tile: y[j * ldy + i] = dot(w row i, token t + j), i < RM, j < RN.
- *  w: RM rows of nb 32-value blocks of wtype, row_bytes apart; a: Q8_0 activations (Q8_1 for
- *  Q4_1 / Q5_1); y: [RN, ldy]. */
+/** Tile: y[j * ldy + i] = dot(w row i, token t + j), i < RM, j < RN, for Q4_0, Q5_0, Q4_1, Q5_1
+ *  (Q8_0 has its own tiles). w: RM rows of nb 32-value blocks of wtype, row_bytes apart; a: Q8_0
+ *  activations (Q8_1 for Q4_1 / Q5_1); y: [RN, ldy]. */
 QT_TARGET PC_INLINE void QT_NAME(tile_b32)(int wtype, int RM, int RN, const uint8_t *w, size_t row_bytes,
                                           const pc_acts_t *a, int64_t t, int64_t nb, float *y, int64_t ldy, int prefetch) {
     __m256 acc[QT_RM][QT_RN];
@@ -228,33 +229,24 @@ QT_TARGET PC_INLINE void QT_NAME(tile_b32)(int wtype, int RM, int RN, const uint
     QT_NAME(pf_t) pf = QT_NAME(pf_init)(w, RM, row_bytes, nb);
     for (int64_t b = 0; b < nb; b++) {
         if (prefetch) QT_NAME(pf_step)(&pf);
-        __m256i u[QT_RM], ws[QT_RM];
+        __m256i u[QT_RM];
         float dw[QT_RM], mw[QT_RM];
         for (int i = 0; i < RM; i++) {
             const uint8_t *row = w + i * row_bytes;
             uint16_t d16, m16 = 0;
-            if (wtype == PC_Q8_0) {
-                const block_q8_0 *blk = (const block_q8_0 *)row + b;
-                // Sign trick: |w| is unsigned, the sign moves onto x (vpsignb), product unchanged.
-                ws[i] = _mm256_loadu_si256((const __m256i *)blk->qs);
-                u[i] = _mm256_abs_epi8(ws[i]);
-                d16 = blk->d;
-            } else {
-                const uint8_t *blk, *qs, *qh = NULL;
-                switch (wtype) {
-                    case PC_Q4_0: blk = row + b * sizeof(block_q4_0); qs = blk + 2; break;
-                    case PC_Q5_0: blk = row + b * sizeof(block_q5_0); qh = blk + 2; qs = blk + 6; break;
-                    case PC_Q4_1: blk = row + b * sizeof(block_q4_1); qs = blk + 4; break;
-                    default: blk = row + b * sizeof(block_q5_1); qh = blk + 4; qs = blk + 8; break;
-                }
-                memcpy(&d16, blk, 2);
-                if (has_min) memcpy(&m16, blk + 2, 2);
-                // Unsigned nibbles: low nibbles are values 0..15, high nibbles values 16..31.
-                const __m128i q = _mm_loadu_si128((const __m128i *)qs);
-                u[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
-                if (qh) u[i] = _mm256_or_si256(u[i], QT_NAME(q5_high)(qh));
-                ws[i] = u[i];
+            const uint8_t *blk, *qs, *qh = NULL;
+            switch (wtype) {
+                case PC_Q4_0: blk = row + b * sizeof(block_q4_0); qs = blk + 2; break;
+                case PC_Q5_0: blk = row + b * sizeof(block_q5_0); qh = blk + 2; qs = blk + 6; break;
+                case PC_Q4_1: blk = row + b * sizeof(block_q4_1); qs = blk + 4; break;
+                default: blk = row + b * sizeof(block_q5_1); qh = blk + 4; qs = blk + 8; break;
             }
+            memcpy(&d16, blk, 2);
+            if (has_min) memcpy(&m16, blk + 2, 2);
+            // Unsigned nibbles: low nibbles are values 0..15, high nibbles values 16..31.
+            const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+            u[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
+            if (qh) u[i] = _mm256_or_si256(u[i], QT_NAME(q5_high)(qh));
             dw[i] = QT_NAME(h2f)(d16);
             mw[i] = has_min ? QT_NAME(h2f)(m16) : 0.0f;
         }
@@ -267,8 +259,7 @@ QT_TARGET PC_INLINE void QT_NAME(tile_b32)(int wtype, int RM, int RN, const uint
                                         : _mm256_setzero_si256();
             const float sx = has_min ? a->s[tj * nb + b] : 0.0f;
             for (int i = 0; i < RM; i++) {
-                const __m256i sx8 = wtype == PC_Q8_0 ? _mm256_sign_epi8(xq, ws[i]) : xq;
-                const __m256i p = QT_NAME(dot_u8s8)(init, u[i], sx8);
+                const __m256i p = QT_NAME(dot_u8s8)(init, u[i], xq);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
                 if (has_min) msum[i][j] += mw[i] * sx;
             }
