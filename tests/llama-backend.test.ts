@@ -52,6 +52,13 @@ test("llama.cpp backend (F32 KV, flash attention off): every chunk's question NL
       sameKept(a, b, 2e-5, `${task} ${length}`);
       assert.equal(b.answer, a.answer, `${task} ${length}: answer`);
       assert.equal(b.backend.name, "llama.cpp");
+      if (length > 400) {
+        // lowMemory through llama.cpp's per-sequence streams: a slot freed and a chunk encoded again.
+        const c = await ask(llama, req, { preset: "retrieval", lowMemory: true });
+        assert.deepEqual(c.chunks.map((x) => x.score), b.chunks.map((x) => x.score), `${task} ${length}: low-memory scores`);
+        assert.deepEqual(c.keptChunks, b.keptChunks, `${task} ${length}: low-memory kept chunks`);
+        assert.equal(c.answer, b.answer, `${task} ${length}: low-memory answer`);
+      }
     }
   }
   t.diagnostic(`largest per-chunk NLL difference (F32 KV, flash off): ${worst.toExponential(2)}`);

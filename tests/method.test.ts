@@ -108,6 +108,40 @@ test("stage 0 frees dropped chunks: the cache's peak is bounded by keepChunks + 
   assert.ok(kept.peakCacheBytes > 5 * long.peakCacheBytes, "keeping every chunk should cost far more memory");
 });
 
+test("lowMemory holds one chunk's KV less and encodes at most one kept chunk again: same chunks, scores and answer", () => {
+  const seqRows = (o: { chunkTokens?: number }) => 1 + 6 + o.chunkTokens! + 7;
+  let checked = 0;
+  for (const [keepChunks, maxParallelChunks, preset] of [[3, 1, "default"], [2, 2, "default"], [1, 1, "default"], [3, 1, "compress"]] as const) {
+    for (const seed of [3, 4, 5, 6]) {
+      const o = resolveOptions(preset, { keepChunks, maxParallelChunks, chunkTokens: 40, maxTokens: 6, lowMemory: false });
+      const lean = { ...o, lowMemory: true };
+      let forwards = 0;
+      const counting = Object.create(model) as typeof model;
+      counting.forward = (...a: Parameters<typeof model.forward>) => (forwards++, model.forward(...a));
+      const req = request(400, seed);
+      const a = parallelComp(counting, req, o);
+      const plainForwards = forwards;
+      forwards = 0;
+      const b = parallelComp(counting, req, lean);
+      assert.deepEqual(b.scores, a.scores);
+      assert.deepEqual(b.kept, a.kept);
+      assert.deepEqual(b.tokens, a.tokens);
+      assert.equal(b.keptKvBytes, a.keptKvBytes);
+      // What the cache was sized to hold, and never outgrew: one chunk's rows less.
+      const rowBytes = a.peakCacheBytes / ((keepChunks + maxParallelChunks) * seqRows(o) + 7 + 6);
+      assert.equal(b.peakCacheBytes, rowBytes * ((keepChunks + maxParallelChunks - 1) * seqRows(o) + 7 + 6));
+      const again = forwards - plainForwards;
+      // At most the last kept place is encoded again, and not when it came in the last batch
+      // (nor when the last batch pushed it down to that place, its KV still held).
+      const last = a.kept.map((k) => k.index).sort((x, y) => a.scores[x] - a.scores[y] || x - y)[keepChunks - 1];
+      assert.ok(again === 0 || again === 1, `keepChunks ${keepChunks} parallel ${maxParallelChunks} seed ${seed}: ${again} encoded again`);
+      if (last >= a.nChunks - maxParallelChunks) assert.equal(again, 0);
+      checked += again;
+    }
+  }
+  assert.ok(checked >= 8, `only ${checked} runs encoded a chunk again`);
+});
+
 test("the kept chunks are the lowest-scoring ones, reported in document order", () => {
   const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1 }));
   const best = r.scores.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);

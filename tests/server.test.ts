@@ -19,6 +19,15 @@ import { BackendError, UsageError, errorKind, errorOfKind } from "../src/errors.
 const model = loadModel(); // the bundled model: a 512-token window
 const tok = model.tokenizer;
 const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
+// The load test's prompts and their answers, computed before the server starts: generating them
+// blocks this thread (the server's) for seconds, and done between requests it let the client's
+// pooled keep-alive sockets expire on the server's side unseen, the next request on one meeting
+// ECONNRESET (seen on a loaded machine).
+const loadPrompts = (() => {
+  const prompts = Array.from({ length: 16 }, (_, c) => Array.from({ length: 4 }, (_, j) => `Client ${c} asks ${j}: The sky is ${["blue", "green", "red", "grey"][(c + j) % 4]}. The pass key is ${10000 + 97 * c + j}. The pass key is`));
+  const expected = new Map(prompts.flat().map((p) => [p, tok.decode(generate(model, tok.encode(p, { addBos: true }), { maxTokens: 6, stopTokens: tok.eogTokens }).tokens, { skipSpecial: true })]));
+  return { prompts, expected };
+})();
 const srv = await startServer({ model, port: 0, maxQueue: 4 });
 const client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "unused", maxRetries: 0 });
 after(async () => { await srv.close(); model.close(); });
@@ -128,6 +137,7 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { method: "magic" } }), 400, /parallelcomp\.method/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 0 } }), 400, /'keep_chunks' must be an integer from 1 to 4096, got 0/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /'top_k' must be an integer from 1 to 4096, got 0/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { low_memory: "yes" } }), 400, /'parallelcomp\.low_memory' must be true or false/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 1, top_k: 2 } }), 400, /'parallelcomp\.keep_chunks' 1 and 'parallelcomp\.top_k' 2 disagree: 'parallelcomp\.top_k' is the old name/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(100) + "\n\n" + "why? ".repeat(200) }] }), 400, /window/],
     ["/v1/completions", JSON.stringify({ prompt: 42 }), 400, /'prompt' is required/],
@@ -205,8 +215,7 @@ test("the long-prompt split: the last paragraph of the last user message is the 
 });
 
 test("load: 16 clients x 4 requests, each answered with its own text or refused with 429; memory bounded", async () => {
-  const prompts = Array.from({ length: 16 }, (_, c) => Array.from({ length: 4 }, (_, j) => `Client ${c} asks ${j}: The sky is ${["blue", "green", "red", "grey"][(c + j) % 4]}. The pass key is ${10000 + 97 * c + j}. The pass key is`));
-  const expected = new Map(prompts.flat().map((p) => [p, tok.decode(generate(model, tok.encode(p, { addBos: true }), { maxTokens: 6, stopTokens: tok.eogTokens }).tokens, { skipSpecial: true })]));
+  const { prompts, expected } = loadPrompts;
   const rss0 = process.memoryUsage().rss;
   let ok = 0;
   let refused = 0;

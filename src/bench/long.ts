@@ -26,6 +26,7 @@ export interface LongArgs {
   threads: number;
   preset: string;
   maxParallelChunks?: number;
+  lowMemory?: boolean;
 }
 
 /** Random context and question ids (a benchmark of cost, not of answers). */
@@ -45,7 +46,7 @@ export function runLongChild(a: LongArgs): LongRun {
   const model = loadModel(a.model, { threads: a.threads });
   try {
     const req = randomRequest(model.config.nVocab, a.tokens, 24);
-    const o = resolveOptions(a.preset, { maxTokens: 8, ...(a.maxParallelChunks ? { maxParallelChunks: a.maxParallelChunks } : {}) });
+    const o = resolveOptions(a.preset, { maxTokens: 8, maxParallelChunks: a.maxParallelChunks, lowMemory: a.lowMemory });
     const t0 = performance.now();
     const r = runMethod("parallelcomp", model, req, o);
     const seconds = (performance.now() - t0) / 1000;

@@ -31,6 +31,12 @@ export interface CalibrationOptions {
 export interface ParallelCompOptions {
   keepChunks: number; // chunks kept for the answer (default 3; the paper uses 1 for pure retrieval, our `retrieval` preset 2)
   maxParallelChunks: number; // chunks prefilled in one batch: bounds memory (default 1, see DEFAULTS)
+  /**
+   * Hold at most keepChunks - 1 chunks' KV while reading, besides the batch in flight, and encode
+   * the last kept chunk again at the end: one window of KV less at the peak (keepChunks windows
+   * instead of keepChunks + 1 with one chunk per batch) for one more chunk's prefill. Same answer.
+   */
+  lowMemory: boolean;
   /** Context tokens per chunk; default: the trained window less header, query and maxTokens. */
   chunkTokens?: number;
   /** Score only the last N query tokens (0 = all, the default: the last ones are template text). */
@@ -57,6 +63,9 @@ export const DEFAULTS: ParallelCompOptions = {
   // matmuls at their peak rate), while every chunk in flight holds a window of KV: with 4, peak
   // RSS at 128K was 2.7x that at 16K on the SmolLM2-135M shape. Larger values stay available.
   maxParallelChunks: 1,
+  // Off by default: the window it saves costs one chunk's prefill per question, a quarter of
+  // stage 0 at 4 chunks (32K tokens on the bundled model), a sixteenth at 128K (docs/performance.md).
+  lowMemory: false,
   queryRecentTokens: 0,
   eviction: null,
   calibration: null,
@@ -77,7 +86,8 @@ export const PRESETS = {
   // model, 50 samples per length: number_string 88% / 92% / 90% at 16K / 64K / 128K with 1 chunk,
   // 100% at all three with 2; passkey 100% with either (models/README.md). One more window of KV.
   retrieval: { keepChunks: 2 },
-  compress: { eviction: { capacity: 0.5, window: 8, kernel: 7, gqa: "sum" } },
+  // The least memory: SnapKV keeps half of each chunk's rows, and one window less is held while reading.
+  compress: { eviction: { capacity: 0.5, window: 8, kernel: 7, gqa: "sum" }, lowMemory: true },
   calibrate: { calibration: { recipe: PAPER_RECIPE, recipeDepth: 32, threshold: 0.1, regionTokens: 100, calibrationQueries: 1 } },
 } satisfies Record<string, Partial<ParallelCompOptions>>;
 
@@ -114,6 +124,7 @@ export function resolveOptions(preset: string = "default", overrides: OptionOver
   positiveInt("keepChunks", o.keepChunks);
   positiveInt("maxParallelChunks", o.maxParallelChunks);
   if (o.chunkTokens !== undefined) positiveInt("chunkTokens", o.chunkTokens);
+  if (typeof o.lowMemory !== "boolean") throw new UsageError(`lowMemory must be true or false, got ${JSON.stringify(o.lowMemory)}`);
   if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new UsageError(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new UsageError(`maxTokens must be an integer >= 0, got ${o.maxTokens}`);
   if (o.eviction && !(o.eviction.capacity > 0)) throw new UsageError(`eviction.capacity must be > 0, got ${o.eviction.capacity}`);

@@ -105,6 +105,11 @@ export function chunkBudget(nCtxTrain: number, req: TokenRequest, maxTokens: num
   return budget;
 }
 
+/** Most chunks whose KV is in the cache at once: the kept ones and the batch in flight. */
+export function heldChunks(o: Pick<ParallelCompOptions, "keepChunks" | "maxParallelChunks" | "lowMemory">): number {
+  return o.keepChunks + o.maxParallelChunks - (o.lowMemory ? 1 : 0);
+}
+
 /** The free chunk sequence ids among 0..n-1. */
 function slotPool(n: number) {
   const free = Array.from({ length: n }, (_, i) => n - 1 - i);
@@ -161,9 +166,9 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
   const inside = [o.eviction && "SnapKV eviction", o.calibration && "bias calibration", hooks.onAttention && "the attention analysis"].filter(Boolean);
   const layers = inside.length > 0 ? layerAccess(model, inside.join(" and ")) : undefined;
 
-  // Sequence ids: chunks use slots 0..nSeqMax-2; the question uses the last id.
-  const nSeqMax = o.keepChunks + o.maxParallelChunks + 1;
-  const cache = model.newCache({ nSeqMax, capacity: (o.maxParallelChunks + o.keepChunks) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
+  // Sequence ids: chunks use slots 0..nSeqMax-2 (never more at once than `heldChunks`); the question uses the last id.
+  const nSeqMax = heldChunks(o) + 1;
+  const cache = model.newCache({ nSeqMax, capacity: heldChunks(o) * (prefix.length + chunkTokens + m) + m + o.maxTokens, seqRows: prefix.length + chunkTokens + m });
   const run: Run = { model, req, o, hooks, cache, lc: layers?.config, chunkTokens, spans, prefix, m, scored, querySeq: nSeqMax - 1 };
   try {
     const t0 = now();
@@ -194,7 +199,9 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
 
 /**
  * Stage 0: chunks stream through in batches of `maxParallelChunks`; each batch is encoded, scored
- * and offered to the bounded queue, which frees the chunks it drops at once.
+ * and offered to the bounded queue, which frees the chunks it drops at once. With `lowMemory` the
+ * queue's last place holds a score only (its KV is freed) until the last batch, and the chunk
+ * that ends there without its KV is encoded again.
  */
 function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<void, { kept: SlottedChunk[]; scores: number[]; peakCacheBytes: number }> {
   const { o, spans, hooks } = run;
@@ -210,10 +217,30 @@ function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<
     scores.push(...groupScores);
     keepTopChunks(run, kept, group, groupScores, slots);
     const done = g + group.length;
+    if (o.lowMemory && done < spans.length) releaseLastPlace(run, kept, slots);
     hooks.onProgress?.({ chunksDone: done, chunks: spans.length, tokensDone: spans[done - 1].end, tokens: run.req.context.length });
     yield;
   }
+  for (const k of kept) {
+    if (k.slot >= 0) continue;
+    // Encoded as in its batch (same tokens and positions, alone): the same rows as before.
+    k.slot = slots.take();
+    const x = { span: spans[k.index], index: k.index, slot: k.slot, len: k.tokens };
+    encodeChunks(run, [x], false);
+    peakCacheBytes = Math.max(peakCacheBytes, run.cache.bytes());
+    run.cache.seqRemove(x.slot, x.len);
+    yield;
+  }
   return { kept, scores, peakCacheBytes };
+}
+
+/** lowMemory: the queue's last place keeps its score but gives back its KV and slot (slot -1). */
+function releaseLastPlace(run: Run, kept: SlottedChunk[], slots: ReturnType<typeof slotPool>): void {
+  const last = kept[run.o.keepChunks - 1];
+  if (last === undefined || last.slot < 0) return;
+  run.cache.seqRemove(last.slot);
+  slots.give(last.slot);
+  last.slot = -1;
 }
 
 /**
@@ -221,7 +248,7 @@ function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<
  * query; SnapKV (when on) trims each layer as it goes. Returns the logits of the scored query rows,
  * `scored` rows per chunk in group order.
  */
-function encodeChunks(run: Run, group: InFlight[]): Float32Array {
+function encodeChunks(run: Run, group: InFlight[], observed = true): Float32Array {
   const { req, prefix, m, scored } = run;
   const batch = emptyBatch(group.reduce((a, x) => a + x.len + m, 0));
   for (const x of group) {
@@ -230,7 +257,7 @@ function encodeChunks(run: Run, group: InFlight[]): Float32Array {
     tokens.forEach((t, i) => batchAdd(batch, t, i, x.slot, i >= x.len - 1 + (m - scored) && i < x.len + m - 1));
   }
   const evict = run.o.eviction ? evictTokens(run.lc!, group, m, run.o) : undefined;
-  const tap = run.hooks.onAttention;
+  const tap = observed ? run.hooks.onAttention : undefined; // a chunk encoded again is not analysed twice
   const observer: AttentionObserver | undefined = tap
     ? (l, q, b, kvc) => {
         tap({ stage: 0, calibration: "off", layer: l, q, batch: b, cache: kvc, questions: stage0Questions(group, m) });
@@ -255,6 +282,7 @@ function keepTopChunks(run: Run, kept: SlottedChunk[], group: InFlight[], scores
   group.forEach((x, i) => {
     run.cache.seqRemove(x.slot, x.len);
     offer(kept, { index: x.index, start: x.span.start, end: x.span.end, tokens: x.len, score: scores[i], slot: x.slot }, run.o.keepChunks, (dropped) => {
+      if (dropped.slot < 0) return; // lowMemory's last place: its KV is already gone
       run.cache.seqRemove(dropped.slot);
       slots.give(dropped.slot);
     });

@@ -9,6 +9,7 @@ import { ask } from "../api.js";
 import { encodeChat } from "../tokenizer/chat.js";
 import { drainAsync, generateSteps } from "../generate/generate.js";
 import { resolveOptions } from "../method/options.js";
+import { heldChunks } from "../method/parallelcomp.js";
 import { splitConversation, type Job } from "./requests.js";
 
 /** Limits on what one request may ask of the engine; the README's server section states them. */
@@ -80,7 +81,7 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
   const method = job.override.method ?? "parallelcomp";
   const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix, parseSpecial: job.override.parseSpecial }, {
     method: job.override.method, preset: job.override.preset, keepChunks: job.override.keepChunks, chunkTokens: job.override.chunkTokens,
-    maxParallelChunks: job.override.maxParallelChunks, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
+    maxParallelChunks: job.override.maxParallelChunks, lowMemory: job.override.lowMemory, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
     onTokenized: (n) => {
       onPrompt(n);
       checkKv(model, job, limits, n);
@@ -97,16 +98,16 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
 
 /**
  * The KV cache a request will hold must fit --max-kv-mib: `parallel` chunks in flight plus
- * `keep_chunks` kept, each a chunk (at most the trained window, or `chunk_tokens`), no more chunks than the
+ * `keep_chunks` kept (one less with `low_memory`), each a chunk (at most the trained window, or `chunk_tokens`), no more chunks than the
  * document has.
  */
 function checkKv(model: Engine, job: Job, limits: JobLimits, promptTokens: number): void {
-  const o = resolveOptions(job.override.preset, { keepChunks: job.override.keepChunks, maxParallelChunks: job.override.maxParallelChunks });
+  const o = resolveOptions(job.override.preset, { keepChunks: job.override.keepChunks, maxParallelChunks: job.override.maxParallelChunks, lowMemory: job.override.lowMemory });
   const chunk = Math.min(job.override.chunkTokens ?? model.config.nCtxTrain, promptTokens);
-  const held = Math.min(o.keepChunks + o.maxParallelChunks, Math.ceil(promptTokens / chunk));
+  const held = Math.min(heldChunks(o), Math.ceil(promptTokens / chunk));
   const mib = (held * chunk * model.config.kvBytesPerToken) / 2 ** 20;
   if (mib > limits.maxKvMiB) {
-    throw new UsageError(`parallel ${o.maxParallelChunks} + keep_chunks ${o.keepChunks} chunks of up to ${chunk} tokens need up to ${Math.ceil(mib)} MiB of KV cache; this server allows ${limits.maxKvMiB} MiB (--max-kv-mib): ask for fewer`);
+    throw new UsageError(`parallel ${o.maxParallelChunks} + keep_chunks ${o.keepChunks}${o.lowMemory ? " - 1 (low_memory)" : ""} chunks of up to ${chunk} tokens need up to ${Math.ceil(mib)} MiB of KV cache; this server allows ${limits.maxKvMiB} MiB (--max-kv-mib): ask for fewer`);
   }
 }
 
