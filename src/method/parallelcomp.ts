@@ -223,6 +223,7 @@ function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<
   }
   for (const k of kept) {
     if (k.slot >= 0) continue;
+    if (hooks.signal?.aborted) throw abortError(hooks.signal);
     // Encoded as in its batch (same tokens and positions, alone): the same rows as before.
     k.slot = slots.take();
     const x = { span: spans[k.index], index: k.index, slot: k.slot, len: k.tokens };
