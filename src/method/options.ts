@@ -34,7 +34,10 @@ export interface ParallelCompOptions {
   /**
    * Hold at most keepChunks - 1 chunks' KV while reading, besides the batch in flight, and encode
    * the last kept chunk again at the end: one window of KV less at the peak (keepChunks windows
-   * instead of keepChunks + 1 with one chunk per batch) for one more chunk's prefill. Same answer.
+   * instead of keepChunks + 1 with one chunk per batch) for one more chunk's prefill. The same
+   * chunks and answer; scores move by float rounding only (natively a chunk's rows then sit
+   * elsewhere in the cache, and attention sums keys in other blocks), exact with the TypeScript
+   * kernels and through llama.cpp's per-sequence streams.
    */
   lowMemory: boolean;
   /** Context tokens per chunk; default: the trained window less header, query and maxTokens. */
