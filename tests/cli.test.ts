@@ -106,13 +106,13 @@ test("ask --json reports answer, method, chunks kept with scores, timings and pe
   for (const k of j.keptChunks) assert.ok(Number.isFinite(k.score) && k.tokens > 0);
   assert.ok(j.timings.prefillSeconds > 0 && j.timings.tokenizeSeconds >= 0 && j.timings.decodeSeconds >= 0);
   assert.ok(j.peakRssBytes > 10 * 2 ** 20);
-  const lean = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-k", "2", "-n", "4", "--json", "--low-memory"], context);
+  const lean = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-k", "2", "-n", "4", "--json", "--no-low-memory"], context);
   assert.equal(lean.code, 0, lean.err);
   const l = JSON.parse(lean.out);
-  // The same chunks and answer; scores equal up to float rounding: with fewer rows held, a chunk's
+  // The same chunks and answer; scores equal up to float rounding: with more rows held, a chunk's
   // rows sit elsewhere in the cache and the native attention sums its keys in other blocks.
   const indices = (x: typeof j) => x.keptChunks.map((k: { index: number }) => k.index);
-  assert.deepEqual([l.answer, indices(l)], [j.answer, indices(j)], "--low-memory: the same chunks and answer");
+  assert.deepEqual([l.answer, indices(l)], [j.answer, indices(j)], "--no-low-memory: the same chunks and answer");
   l.keptChunks.forEach((k: { score: number }, i: number) => assert.ok(Math.abs(k.score - j.keptChunks[i].score) < 1e-6, `score ${k.score} vs ${j.keptChunks[i].score}`));
 });
 

@@ -87,11 +87,11 @@ test("limits: a run past --request-timeout gets 504, full above the quadratic li
     assert.match(full.body.error.message, /method "full" over \d+ tokens: .* up to 4096 tokens; use "parallelcomp"/);
     const wide = await post(longChat(200_000, { parallelcomp: { parallel: 16, keep_chunks: 16 } }));
     assert.equal(wide.status, 400);
-    assert.match(wide.body.error.message, /parallel 16 \+ keep_chunks 16 chunks .* need up to 16 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
-    // low_memory holds one chunk less: 31 of them still overrun, and the message counts them so.
-    const lean = await post(longChat(200_000, { parallelcomp: { parallel: 16, keep_chunks: 16, low_memory: true } }));
-    assert.equal(lean.status, 400);
-    assert.match(lean.body.error.message, /parallel 16 \+ keep_chunks 16 - 1 \(low_memory\) chunks of up to (\d+) tokens need up to 16 MiB/);
+    // low_memory (the default) holds one chunk less; 31 still overrun, and the message counts them so.
+    assert.match(wide.body.error.message, /parallel 16 \+ keep_chunks 16 - 1 \(low_memory\) chunks of up to \d+ tokens need up to 16 MiB of KV cache; this server allows 8 MiB \(--max-kv-mib\)/);
+    const held = await post(longChat(200_000, { parallelcomp: { parallel: 16, keep_chunks: 16, low_memory: false } }));
+    assert.equal(held.status, 400);
+    assert.match(held.body.error.message, /parallel 16 \+ keep_chunks 16 chunks of up to \d+ tokens need up to 16 MiB/);
     const ok = await post(longChat(20_000));
     assert.equal(ok.status, 200);
   } finally {

@@ -68,7 +68,7 @@ export function addAsk(program: Command) {
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
     .option("--chunk-tokens <n>", "context tokens per chunk (default: what the window leaves)", int(16))
     .option("--parallel <n>", "chunks prefilled per batch", int(1, 256))
-    .option("--low-memory", "hold one chunk's KV less while reading (the last kept chunk is encoded again: one more chunk's prefill, same answer)")
+    .option("--no-low-memory", "hold every kept chunk's KV while reading: one chunk's prefill less, one window of KV more (by default the last kept place is encoded again at the end)")
     .option("-n, --max-tokens <n>", "answer tokens (the default holds a UUID answer with its lead in a byte-level vocabulary)", int(1, 4096), ANSWER_TOKENS)
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
     .option("--parse-special", "read control-token text in the question, instruction or document (\"</s>\", \"<|im_end|>\") as control tokens; by default it stays text")
@@ -91,7 +91,7 @@ Examples:
         try {
           result = await ask(model, request, {
             method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
-            keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel, lowMemory: o.lowMemory ? true : undefined,
+            keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel, lowMemory: o.lowMemory === false ? false : undefined,
             onProgress: (p) => bar.update(p),
             onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
           });

@@ -20,7 +20,7 @@ export function addEval(program: Command) {
     .addOption(new Option("--method <name>", "parallelcomp or a baseline").choices([...METHODS]).default("parallelcomp"))
     .addOption(new Option("--preset <name>", "named options").choices(Object.keys(PRESETS)).default("default"))
     .option("--seed <s>", "sample seed", int(0, 2 ** 31), 1)
-    .option("--low-memory", "hold one chunk's KV less while reading (the last kept chunk is encoded again)")
+    .option("--no-low-memory", "hold every kept chunk's KV while reading (one chunk's prefill less, one window of KV more)")
     .option("-t, --threads <n>", "threads for the kernels", int(1, 1024))
     .option("--json", "print { task, length, method, samples, accuracy, chunkRecall, prefillTokensPerSecond, peakRssBytes }")
     .addHelpText("after", `
@@ -33,7 +33,7 @@ Examples:
         const tok = loadTokenizer(model.gguf);
         const r = runEval(model, tok, {
           task: o.task as TaskName, length: o.length, samples: o.samples, method: o.method as Method, preset: o.preset, seed: o.seed,
-          layout: o.layout as LayoutName, overrides: { keepChunks: keepChunksOf(o), lowMemory: o.lowMemory ? true : undefined },
+          layout: o.layout as LayoutName, overrides: { keepChunks: keepChunksOf(o), lowMemory: o.lowMemory === false ? false : undefined },
         }, o.json ? undefined : (s, i) => console.error(`sample ${i + 1}/${o.samples} depth ${s.depth.toFixed(2)}: ${s.correct ? "right" : "wrong"} (${JSON.stringify(s.answer)}, expected ${s.expected})${s.needleInKept === null ? "" : s.needleInKept ? ", needle chunk kept" : ", needle chunk dropped"}`));
         const { results, ...summary } = r;
         if (o.json) console.log(JSON.stringify({ ...summary, results }));
