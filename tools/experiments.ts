@@ -26,6 +26,8 @@
 //     (default: 2-layer SmolLM2-width random model with a 1024-token vocabulary, 64-token prompt;
 //     with a shape, its real vocabulary): the floor for agreement with any other engine that sums
 //     in a different order, per weight type (GgmlType number).
+// The bundled model's runs use the kernels' default thread count; THREADS=N sets it (e.g. 1 while
+// the other core trains).
 
 import * as os from "node:os";
 import * as path from "node:path";
@@ -45,7 +47,7 @@ import { randomTokens } from "../tests/support/tmp.js";
 
 /** The bundled model, its tokenizer and a token counter of text. */
 function bundled() {
-  const model = loadModel(defaultModelPath());
+  const model = loadModel(defaultModelPath(), process.env.THREADS ? { threads: Number(process.env.THREADS) } : {});
   const tok = loadTokenizer(model.gguf);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
   return { model, tok, count };
