@@ -142,6 +142,34 @@ test("lowMemory holds one chunk's KV less and encodes at most one kept chunk aga
   assert.ok(checked >= 8, `only ${checked} runs encoded a chunk again`);
 });
 
+test("keepWithin keeps, of the keepChunks best, those within the gap of the best score; one left answers as keepChunks 1", () => {
+  let single = 0;
+  let partial = 0;
+  for (const seed of [3, 4, 5, 6, 7, 8]) {
+    const req = request(400, seed);
+    const o = resolveOptions("default", { keepChunks: 3, chunkTokens: 40, maxTokens: 6 });
+    const all = parallelComp(model, req, o);
+    const best = all.kept.map((k) => k.score).sort((a, b) => a - b);
+    // Gaps that keep 1, 2 and 3 of them: just below each next score's distance from the best.
+    for (const gap of [(best[1] - best[0]) / 2, (best[1] - best[0] + best[2] - best[0]) / 2, best[2] - best[0], 1000]) {
+      for (const lowMemory of [true, false]) {
+        const r = parallelComp(model, req, { ...o, keepWithin: gap, lowMemory });
+        const want = all.kept.filter((k) => k.score <= best[0] + gap);
+        assert.deepEqual(r.kept, want, `seed ${seed} gap ${gap}`);
+        assert.deepEqual(r.scores, all.scores);
+        if (want.length === 3) assert.deepEqual(r.tokens, all.tokens);
+        if (want.length === 1) {
+          assert.deepEqual(r.tokens, parallelComp(model, req, { ...o, keepChunks: 1, lowMemory }).tokens);
+          single++;
+        }
+        if (want.length === 2) partial++;
+      }
+    }
+  }
+  assert.ok(single > 0 && partial > 0, `cases: ${single} with one chunk left, ${partial} with two`);
+  assert.throws(() => resolveOptions("default", { keepWithin: -0.1 }), /keepWithin must be a number of nats >= 0 or null, got -0.1/);
+});
+
 test("the kept chunks are the lowest-scoring ones, reported in document order", () => {
   const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1 }));
   const best = r.scores.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);

@@ -92,6 +92,7 @@ Examples:
           result = await ask(model, request, {
             method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
             keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel, lowMemory: o.lowMemory === false ? false : undefined,
+            keepWithin: o.keepWithin,
             onProgress: (p) => bar.update(p),
             onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
           });

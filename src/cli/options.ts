@@ -37,7 +37,8 @@ export function intList(min: number) {
 export function addKeepChunks(cmd: Command): Command {
   return cmd
     .option("-k, --keep-chunks <n>", "chunks kept for the answer (default: the preset's)", int(1, 4096))
-    .option("--top-k <n>", "deprecated: the old name of --keep-chunks", int(1, 4096));
+    .option("--top-k <n>", "deprecated: the old name of --keep-chunks", int(1, 4096))
+    .option("--keep-within <nats>", "of the kept chunks, keep only those scored within this many nats of the best (default: all)", num(0, 1000));
 }
 
 /** The chunks kept that `addKeepChunks`'s options ask for, if any. */

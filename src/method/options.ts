@@ -40,6 +40,13 @@ export interface ParallelCompOptions {
    * kernels and through llama.cpp's per-sequence streams.
    */
   lowMemory: boolean;
+  /**
+   * Keep fewer chunks when one is far ahead: of the `keepChunks` best, only those whose score is
+   * within this many nats of the best one's stay for the answer (null: all of them, the default).
+   * Not in the paper; issue 18's drift case (a UUID copied right from one chunk, drifting into
+   * another's with three in view) is what it is for (models/README.md).
+   */
+  keepWithin: number | null;
   /** Context tokens per chunk; default: the trained window less header, query and maxTokens. */
   chunkTokens?: number;
   /** Score only the last N query tokens (0 = all, the default: the last ones are template text). */
@@ -71,6 +78,9 @@ export const DEFAULTS: ParallelCompOptions = {
   // seventeenth at 128K tokens on the SmolLM2-135M shape, where peak RSS fell from 1116 to 937 MiB
   // for 1.03x the time (docs/performance.md).
   lowMemory: true,
+  // Off: it gained 2 of 100 kv_retrieval answers on the bundled model (64K and 128K, every gap from
+  // 0.02 to 0.5 nats) and lost none, too little to change what every model does by default.
+  keepWithin: null,
   queryRecentTokens: 0,
   eviction: null,
   calibration: null,
@@ -129,6 +139,7 @@ export function resolveOptions(preset: string = "default", overrides: OptionOver
   positiveInt("maxParallelChunks", o.maxParallelChunks);
   if (o.chunkTokens !== undefined) positiveInt("chunkTokens", o.chunkTokens);
   if (typeof o.lowMemory !== "boolean") throw new UsageError(`lowMemory must be true or false, got ${JSON.stringify(o.lowMemory)}`);
+  if (o.keepWithin !== null && !(typeof o.keepWithin === "number" && o.keepWithin >= 0)) throw new UsageError(`keepWithin must be a number of nats >= 0 or null, got ${JSON.stringify(o.keepWithin)}`);
   if (!Number.isInteger(o.queryRecentTokens) || o.queryRecentTokens < 0) throw new UsageError(`queryRecentTokens must be an integer >= 0, got ${o.queryRecentTokens}`);
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new UsageError(`maxTokens must be an integer >= 0, got ${o.maxTokens}`);
   if (o.eviction && !(o.eviction.capacity > 0)) throw new UsageError(`eviction.capacity must be > 0, got ${o.eviction.capacity}`);

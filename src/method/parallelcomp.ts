@@ -201,7 +201,8 @@ export function* parallelCompSteps(model: Engine, req: TokenRequest, o: Parallel
  * Stage 0: chunks stream through in batches of `maxParallelChunks`; each batch is encoded, scored
  * and offered to the bounded queue, which frees the chunks it drops at once. With `lowMemory` the
  * queue's last place holds a score only (its KV is freed) until the last batch, and the chunk
- * that ends there without its KV is encoded again.
+ * that ends there without its KV is encoded again. With `keepWithin` the chunks far behind the
+ * best leave first (and are not encoded again).
  */
 function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<void, { kept: SlottedChunk[]; scores: number[]; peakCacheBytes: number }> {
   const { o, spans, hooks } = run;
@@ -221,6 +222,7 @@ function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<
     hooks.onProgress?.({ chunksDone: done, chunks: spans.length, tokensDone: spans[done - 1].end, tokens: run.req.context.length });
     yield;
   }
+  if (o.keepWithin !== null) dropFarBehind(run, kept, slots, o.keepWithin);
   for (const k of kept) {
     if (k.slot >= 0) continue;
     if (hooks.signal?.aborted) throw abortError(hooks.signal);
@@ -233,6 +235,17 @@ function* selectChunks(run: Run, slots: ReturnType<typeof slotPool>): Generator<
     yield;
   }
   return { kept, scores, peakCacheBytes };
+}
+
+/** keepWithin: the kept chunks scored more than `gap` nats behind the best leave, with their KV and slots. */
+function dropFarBehind(run: Run, kept: SlottedChunk[], slots: ReturnType<typeof slotPool>, gap: number): void {
+  const limit = kept[0].score + gap; // kept is sorted best first and never empty here
+  while (kept.length > 1 && kept[kept.length - 1].score > limit) {
+    const x = kept.pop()!;
+    if (x.slot < 0) continue; // lowMemory's last place: no KV held, and now not encoded again
+    run.cache.seqRemove(x.slot);
+    slots.give(x.slot);
+  }
 }
 
 /** lowMemory: the queue's last place keeps its score but gives back its KV and slot (slot -1). */

@@ -81,7 +81,7 @@ async function run(model: Engine, job: Job, limits: JobLimits, onText: (s: strin
   const method = job.override.method ?? "parallelcomp";
   const r = await ask(model, { context: split.context ?? "", question: split.question ?? "", instruction: split.instruction, answerPrefix: split.answerPrefix, parseSpecial: job.override.parseSpecial }, {
     method: job.override.method, preset: job.override.preset, keepChunks: job.override.keepChunks, chunkTokens: job.override.chunkTokens,
-    maxParallelChunks: job.override.maxParallelChunks, lowMemory: job.override.lowMemory, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
+    maxParallelChunks: job.override.maxParallelChunks, lowMemory: job.override.lowMemory, keepWithin: job.override.keepWithin, maxTokens: job.maxTokens, sampling: job.sampling, signal, onText,
     onTokenized: (n) => {
       onPrompt(n);
       checkKv(model, job, limits, n);

@@ -36,7 +36,7 @@ export interface Job {
   messages: ChatMessage[];
   prompt: string | null; // completions: the raw prompt
   /** Split and options from the `parallelcomp` field, if any. */
-  override: Partial<AskRequest> & Pick<AskOptions, "method" | "preset" | "keepChunks" | "chunkTokens" | "maxParallelChunks" | "lowMemory">;
+  override: Partial<AskRequest> & Pick<AskOptions, "method" | "preset" | "keepChunks" | "chunkTokens" | "maxParallelChunks" | "lowMemory" | "keepWithin">;
   forceSplit: boolean; // the override asked for ParallelComp even if the prompt fits
 }
 
@@ -143,7 +143,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
   if (pc !== undefined && pc !== null) {
     if (typeof pc !== "object" || Array.isArray(pc)) throw bad("parallelcomp", "'parallelcomp' must be an object");
     const o = pc as Body;
-    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "keep_chunks", "top_k", "chunk_tokens", "parallel", "low_memory", "parse_special"]);
+    const known = new Set(["context", "question", "instruction", "answer_prefix", "method", "preset", "keep_chunks", "top_k", "chunk_tokens", "parallel", "low_memory", "keep_within", "parse_special"]);
     for (const k of Object.keys(o)) if (!known.has(k)) throw bad(`parallelcomp.${k}`, `unknown field 'parallelcomp.${k}' (known: ${[...known].join(", ")})`);
     const w = "parallelcomp.";
     override.context = str(o, "context", w);
@@ -161,6 +161,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     override.maxParallelChunks = num(o, "parallel", 1, 256, true);
     if (o.low_memory !== undefined && typeof o.low_memory !== "boolean") throw bad("parallelcomp.low_memory", "'parallelcomp.low_memory' must be true or false");
     override.lowMemory = o.low_memory as boolean | undefined;
+    override.keepWithin = num(o, "keep_within", 0, 1000, false);
     if (o.parse_special !== undefined && typeof o.parse_special !== "boolean") throw bad("parallelcomp.parse_special", "'parallelcomp.parse_special' must be true or false");
     override.parseSpecial = o.parse_special === true;
     forceSplit = Object.keys(o).some((k) => k !== "parse_special");
