@@ -10,7 +10,7 @@ import OpenAI from "openai";
 import { loadModel } from "../src/model/model.js";
 import { generate } from "../src/generate/generate.js";
 import { startServer, StopScanner } from "../src/server/server.js";
-import { parseJob, splitConversation } from "../src/server/requests.js";
+import { parseJob, splitConversation, QUESTION_JOIN_CHARS } from "../src/server/requests.js";
 import { makeSample } from "../src/eval/tasks.js";
 import { ask } from "../src/api.js";
 import { ANSWER_TOKENS } from "../src/method/options.js";
@@ -212,7 +212,7 @@ test("parallelcomp.top_k, the deprecated name of keep_chunks, sets the chunks ke
   assert.equal(parseJob("chat", { messages, parallelcomp: { keep_chunks: 3 } }).override.keepChunks, 3);
 });
 
-test("the long-prompt split: the last paragraph of the last user message is the question", () => {
+test("the long-prompt split: the last paragraph of the last user message is the question, with a short question before a last paragraph that asks nothing", () => {
   const r = splitConversation([
     { role: "system", content: "Be brief." },
     { role: "user", content: "first doc" },
@@ -221,6 +221,17 @@ test("the long-prompt split: the last paragraph of the last user message is the 
   ]);
   assert.deepEqual(r, { instruction: "Be brief.", context: "first doc\n\nok\n\npara 1\n\npara 2", question: "What is X?" });
   assert.deepEqual(splitConversation([{ role: "user", content: "just a question" }]), { instruction: "", context: "", question: "just a question" });
+  // A last paragraph that asks nothing takes the short question before it along.
+  const ib = splitConversation([{ role: "user", content: "intro\n\nthe document.\n\nWhat is the pass key?\n\nThe pass key is" }]);
+  assert.deepEqual(ib, { instruction: "", context: "intro\n\nthe document.", question: "What is the pass key?\n\nThe pass key is" });
+  assert.equal(splitConversation([{ role: "user", content: "doc\n\nWho wrote it?\n \nAnswer in one word.\n" }]).question, "Who wrote it?\n\nAnswer in one word.");
+  // Not when the last paragraph asks, the one before is no question or too long, or nothing would be left before it.
+  const keep = (content: string) => splitConversation([{ role: "user", content }]).question;
+  assert.equal(keep("doc\n\nIs it?\n\nWhat is X?"), "What is X?");
+  assert.equal(keep("doc\n\nIt is.\n\nSay X."), "Say X.");
+  assert.equal(keep(`doc\n\n${"w".repeat(QUESTION_JOIN_CHARS)}?\n\nSay X.`), "Say X.");
+  assert.equal(keep(`doc\n\n${"w".repeat(QUESTION_JOIN_CHARS - 1)}?\n\nSay X.`), `${"w".repeat(QUESTION_JOIN_CHARS - 1)}?\n\nSay X.`);
+  assert.deepEqual(splitConversation([{ role: "user", content: "Why?\n\nSay X." }]), { instruction: "", context: "Why?", question: "Say X." });
 });
 
 test("load: 16 clients x 4 requests, each answered with its own text or refused with 429; memory bounded", async () => {

@@ -169,21 +169,34 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
   return { kind, stream, includeUsage, maxTokens, sampling, stop, messages, prompt, override, forceSplit };
 }
 
+/** The longest paragraph ending in "?" that joins a last paragraph asking nothing (see below). */
+export const QUESTION_JOIN_CHARS = 300;
+
 /**
  * The long-prompt split: system messages -> instruction; the last user message's last paragraph
- * -> question; everything else before it (earlier messages and paragraphs) -> context.
+ * -> question; everything else before it (earlier messages and paragraphs) -> context. When the
+ * last paragraph asks nothing (no "?") and the one before it is a short question (ends in "?", at
+ * most QUESTION_JOIN_CHARS characters), both are the question: "What is the pass key?\n\nThe pass
+ * key is" (InfiniteBench's published input), "Who wrote it?\n\nAnswer in one word." Otherwise the
+ * question would sit in the document's last chunk, where it makes that chunk predict the question
+ * best whatever it holds.
  */
 export function splitConversation(messages: ChatMessage[]): AskRequest {
   const lastUser = messages.map((m) => m.role).lastIndexOf("user");
   const instruction = messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n");
   const before = messages.slice(0, lastUser).filter((m) => m.role !== "system").map((m) => m.content);
-  const text = messages[lastUser].content.replace(/\s+$/, "");
-  const cut = text.search(/\n[ \t]*\n(?![\s\S]*\n[ \t]*\n)/); // the last blank line
-  let question: string;
-  if (cut < 0) question = text;
-  else {
-    before.push(text.slice(0, cut));
-    question = text.slice(cut).trim();
+  let text = messages[lastUser].content.replace(/\s+$/, "");
+  const lastBlank = (s: string) => s.search(/\n[ \t]*\n(?![\s\S]*\n[ \t]*\n)/);
+  const cut = lastBlank(text);
+  if (cut < 0) return { instruction, context: before.join("\n\n"), question: text };
+  let question = text.slice(cut).trim();
+  text = text.slice(0, cut);
+  const cut2 = lastBlank(text);
+  const previous = text.slice(cut2).trim();
+  if (cut2 >= 0 && !question.includes("?") && previous.endsWith("?") && previous.length <= QUESTION_JOIN_CHARS) {
+    question = `${previous}\n\n${question}`;
+    text = text.slice(0, cut2);
   }
+  before.push(text);
   return { instruction, context: before.join("\n\n"), question };
 }
