@@ -27,7 +27,9 @@
 //     with a shape, its real vocabulary): the floor for agreement with any other engine that sums
 //     in a different order, per weight type (GgmlType number).
 // The bundled model's runs use the kernels' default thread count; THREADS=N sets it (e.g. 1 while
-// the other core trains).
+// the other core trains); MODEL=FILE runs another model (a training candidate) in its place.
+// drift's ONLY=i,j,... runs just those samples (0-based; depths and seeds as in the full run), e.g.
+//   MODEL=/tmp/run7.gguf ONLY=22,23,46 node dist/tools/experiments.js drift 131072 50 published
 
 import * as os from "node:os";
 import * as path from "node:path";
@@ -45,9 +47,9 @@ import { sequenceBatch } from "../src/engine/batch.js";
 import type { Kernels } from "../src/kernels/types.js";
 import { randomTokens } from "../tests/support/tmp.js";
 
-/** The bundled model, its tokenizer and a token counter of text. */
+/** The bundled model (or MODEL's), its tokenizer and a token counter of text. */
 function bundled() {
-  const model = loadModel(defaultModelPath(), process.env.THREADS ? { threads: Number(process.env.THREADS) } : {});
+  const model = loadModel(process.env.MODEL || defaultModelPath(), process.env.THREADS ? { threads: Number(process.env.THREADS) } : {});
   const tok = loadTokenizer(model.gguf);
   const count = (s: string) => tok.encode(s, { addBos: false, parseSpecial: false }).length;
   return { model, tok, count };
@@ -225,7 +227,8 @@ function drift(length: number, samples: number, layout: LayoutName) {
   const byGap = gaps.map(() => 0);
   const rows: string[] = [];
   const t0 = performance.now();
-  for (let i = 0; i < samples; i++) {
+  const chosen = process.env.ONLY ? process.env.ONLY.split(",").map(Number) : Array.from({ length: samples }, (_, i) => i);
+  for (const [n, i] of chosen.entries()) {
     const s = makeSample("kv_retrieval", length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count, layout); // eval's seed 1
     const req = tokenizeRequest(tok, model.gguf, s.request);
     const hooks = { boundary: boundaryOf(tok), stopTokens: tok.eogTokens };
@@ -251,16 +254,16 @@ function drift(length: number, samples: number, layout: LayoutName) {
       const k = sorted.filter((x) => x <= sorted[0] + g).length;
       byGap[j] += right[k - 1] ? 1 : 0;
     });
-    process.stderr.write(`\r${i + 1}/${samples} samples, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    process.stderr.write(`\r${n + 1}/${chosen.length} samples, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
   process.stderr.write("\n");
   for (const r of rows) console.log(r);
-  console.log(`kv_retrieval @ ${length}, layout ${layout}, ${samples} samples:`);
+  console.log(`kv_retrieval @ ${length}, layout ${layout}, ${chosen.length} of ${samples} samples:`);
   runs.forEach((p, j) => {
     const t = tally[j];
-    console.log(`  ${p.name}: right ${t.right}/${samples}; value's chunk kept ${t.kept}; kept but wrong ${t.keptWrong} (of them beginning with the value's first 8 characters: ${t.drift})`);
+    console.log(`  ${p.name}: right ${t.right}/${chosen.length}; value's chunk kept ${t.kept}; kept but wrong ${t.keptWrong} (of them beginning with the value's first 8 characters: ${t.drift})`);
   });
-  gaps.forEach((g, j) => console.log(`  top 3 within ${g} nats of the best: right ${byGap[j]}/${samples}`));
+  gaps.forEach((g, j) => console.log(`  top 3 within ${g} nats of the best: right ${byGap[j]}/${chosen.length}`));
   model.close();
 }
 

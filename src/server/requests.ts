@@ -191,9 +191,9 @@ export function splitConversation(messages: ChatMessage[]): AskRequest {
   if (cut < 0) return { instruction, context: before.join("\n\n"), question: text };
   let question = text.slice(cut).trim();
   text = text.slice(0, cut);
-  const cut2 = lastBlank(text);
-  const previous = text.slice(cut2).trim();
-  if (cut2 >= 0 && !question.includes("?") && previous.endsWith("?") && previous.length <= QUESTION_JOIN_CHARS) {
+  const cut2 = question.includes("?") ? -1 : lastBlank(text); // a paragraph before, if it may join
+  const previous = cut2 < 0 ? "" : text.slice(cut2).trim();
+  if (previous.endsWith("?") && previous.length <= QUESTION_JOIN_CHARS) {
     question = `${previous}\n\n${question}`;
     text = text.slice(0, cut2);
   }
