@@ -128,6 +128,21 @@ test("ask --top-k, the deprecated name of --keep-chunks, keeps the same chunks",
   assert.deepEqual(kept("--top-k"), byNewName);
 });
 
+test("--keep-within takes nats or \"all\"; anything else is one error naming the option", () => {
+  const context = "The grass is green. The sky is blue. ".repeat(40);
+  const run = (gap: string) => cli(["ask", "-m", model, "-q", "What colour is the sky?", "-k", "3", "--keep-within", gap, "-n", "1", "--json"], context);
+  // The chunks hold the same text, so their scores lie close together: "all" and a wide gap keep three.
+  const count = (gap: string) => {
+    const r = run(gap);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out).keptChunks.length;
+  };
+  assert.deepEqual([count("all"), count("5")], [3, 3]);
+  const bad = run("none");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /'--keep-within <nats>' argument 'none' is invalid\. expected a number of nats from 0 to 1000 or "all", got "none"/);
+});
+
 test("ask says on stderr when the answer was cut at --max-tokens, and not when it ended", () => {
   const context = "The grass is green. The sky is blue. ".repeat(40);
   const cut = cli(["ask", "-m", model, "-q", "What colour is the sky?", "-n", "2"], context);

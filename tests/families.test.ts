@@ -74,7 +74,7 @@ for (const [shape, nLayers] of METHOD_CASES) {
       const one = parallelComp(model, { bos: null, header: [], context: doc, query }, resolveOptions("default", { maxTokens: 12 }));
       assert.equal(one.nChunks, 1);
       assert.deepEqual(one.tokens, generate(model, [...doc, ...query], { maxTokens: 12 }).tokens);
-      const many = parallelComp(model, { bos: null, header: [], context: randomTokens(600, 4000, 6), query }, resolveOptions("default", { maxTokens: 4, chunkTokens: 100 }));
+      const many = parallelComp(model, { bos: null, header: [], context: randomTokens(600, 4000, 6), query }, resolveOptions("default", { maxTokens: 4, chunkTokens: 100, keepWithin: null }));
       assert.ok(many.nChunks >= 6, `${many.nChunks} chunks`);
       assert.equal(many.kept.length, 3);
       assert.equal(many.tokens.length, 4);

@@ -102,7 +102,7 @@ test("a mistral3 model (our engine refuses it) runs ParallelComp through llama.c
   assert.equal(one.nChunks, 1);
   assert.deepEqual(one.tokens, ref.greedy);
   // Several chunks: stage 0 scores each, stage 1 answers over the kept ones.
-  const many = parallelComp(e, { bos: null, header: [], context: Array.from({ length: 600 }, (_, i) => (i * 89 + 5) % 4000), query: prompt.slice(70) }, resolveOptions("default", { maxTokens: 4, chunkTokens: 100 }));
+  const many = parallelComp(e, { bos: null, header: [], context: Array.from({ length: 600 }, (_, i) => (i * 89 + 5) % 4000), query: prompt.slice(70) }, resolveOptions("default", { maxTokens: 4, chunkTokens: 100, keepWithin: null }));
   assert.ok(many.nChunks >= 6);
   assert.equal(many.kept.length, 3);
   assert.equal(many.tokens.length, 4);

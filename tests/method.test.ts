@@ -147,7 +147,7 @@ test("keepWithin keeps, of the keepChunks best, those within the gap of the best
   let partial = 0;
   for (const seed of [3, 4, 5, 6, 7, 8]) {
     const req = request(400, seed);
-    const o = resolveOptions("default", { keepChunks: 3, chunkTokens: 40, maxTokens: 6 });
+    const o = resolveOptions("default", { keepChunks: 3, chunkTokens: 40, maxTokens: 6, keepWithin: null });
     const all = parallelComp(model, req, o);
     const best = all.kept.map((k) => k.score).sort((a, b) => a - b);
     // Gaps that keep 1, 2 and 3 of them: just below each next score's distance from the best.
@@ -168,10 +168,12 @@ test("keepWithin keeps, of the keepChunks best, those within the gap of the best
   }
   assert.ok(single > 0 && partial > 0, `cases: ${single} with one chunk left, ${partial} with two`);
   assert.throws(() => resolveOptions("default", { keepWithin: -0.1 }), /keepWithin must be a number of nats >= 0 or null, got -0.1/);
+  assert.equal(resolveOptions("default").keepWithin, 1);
+  assert.equal(resolveOptions("retrieval", { keepWithin: null }).keepWithin, null);
 });
 
 test("the kept chunks are the lowest-scoring ones, reported in document order", () => {
-  const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1 }));
+  const r = parallelComp(model, request(500, 11), resolveOptions("default", { keepChunks: 3, chunkTokens: 50, maxTokens: 1, keepWithin: null }));
   const best = r.scores.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);
   assert.deepEqual(r.kept.map((k) => k.index), best);
   r.kept.forEach((k) => assert.equal(k.score, r.scores[k.index]));

@@ -88,14 +88,18 @@ test("a long document without the parallelcomp extension or max_tokens is answer
   } as any);
   assert.equal(kv.choices[0].message.content, `${lead} ${s.answer}`);
   assert.equal(kv.choices[0].finish_reason, "stop");
-  // keep_within: of the default preset's 3 chunks, only those scored within 0.5 nats of the best
-  // stay (here the value's alone), and the answer is right again.
-  const near = await client.chat.completions.create({
+  // keep_within: of the default preset's 3 chunks only those scored within 1 nat of the best stay
+  // (the default; here the value's alone) and the answer is right; "all" keeps the three.
+  const ask = (parallelcomp: object) => client.chat.completions.create({
     model: "m", messages: [{ role: "system", content: s.request.instruction! }, { role: "user", content: `${s.request.context}\n\n${s.request.question}` }],
-    parallelcomp: { keep_within: 0.5 },
-  } as any);
+    parallelcomp,
+  } as any) as Promise<any>;
+  const [near, all] = await Promise.all([ask({ preset: "default" }), ask({ keep_within: "all" })]);
   assert.equal(near.choices[0].message.content, `${lead} ${s.answer}`);
-  assert.equal((near as any).parallelcomp.keptChunks.length, 1);
+  assert.equal(all.parallelcomp.keptChunks.length, 3);
+  const best = Math.min(...all.parallelcomp.keptChunks.map((k: any) => k.score));
+  assert.deepEqual(near.parallelcomp.keptChunks, all.parallelcomp.keptChunks.filter((k: any) => k.score <= best + 1));
+  assert.equal(near.parallelcomp.keptChunks.length, 1);
 });
 
 test("a streamed completion sends the same text as the whole one, then [DONE] and usage", async () => {
@@ -146,7 +150,7 @@ test("bad requests get one OpenAI-style 4xx error each, and the server stays up"
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 0 } }), 400, /'keep_chunks' must be an integer from 1 to 4096, got 0/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { top_k: 0 } }), 400, /'top_k' must be an integer from 1 to 4096, got 0/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { low_memory: "yes" } }), 400, /'parallelcomp\.low_memory' must be true or false/],
-    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_within: -1 } }), 400, /'keep_within' must be a number from 0 to 1000, got -1/],
+    ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_within: -1 } }), 400, /'keep_within' must be a number from 0 to 1000 or "all", got -1/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "hi" }], parallelcomp: { keep_chunks: 1, top_k: 2 } }), 400, /'parallelcomp\.keep_chunks' 1 and 'parallelcomp\.top_k' 2 disagree: 'parallelcomp\.top_k' is the old name/],
     ["/v1/chat/completions", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(100) + "\n\n" + "why? ".repeat(200) }] }), 400, /window/],
     ["/v1/completions", JSON.stringify({ prompt: 42 }), 400, /'prompt' is required/],

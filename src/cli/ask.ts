@@ -6,7 +6,7 @@ import { Option } from "commander";
 import { METHODS, type Method } from "../method/baselines.js";
 import { ANSWER_TOKENS, PRESETS } from "../method/options.js";
 import { ask, type AskResult } from "../api.js";
-import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, openEngine } from "./options.js";
+import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, keepWithinOf, openEngine } from "./options.js";
 import { progressBar } from "./progress.js";
 import { excerpt, explainLines, renderReport, type ReportData } from "./report.js";
 import { UsageError } from "../errors.js";
@@ -92,7 +92,7 @@ Examples:
           result = await ask(model, request, {
             method: o.method as Method, preset: o.preset, maxTokens: o.maxTokens,
             keepChunks: keepChunksOf(o), chunkTokens: o.chunkTokens, maxParallelChunks: o.parallel, lowMemory: o.lowMemory === false ? false : undefined,
-            keepWithin: o.keepWithin,
+            keepWithin: keepWithinOf(o),
             onProgress: (p) => bar.update(p),
             onText: streamed ? (s) => { bar.stop(); process.stdout.write(s); } : undefined,
           });

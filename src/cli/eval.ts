@@ -8,7 +8,7 @@ import { PRESETS } from "../method/options.js";
 import { defaultModelPath } from "../model/bundled.js";
 import { runEval } from "../eval/run.js";
 import { LAYOUTS, TASKS, type LayoutName, type TaskName } from "../eval/tasks.js";
-import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, openEngine } from "./options.js";
+import { addBackendOptions, addKeepChunks, addModelOptions, int, keepChunksOf, keepWithinOf, openEngine } from "./options.js";
 
 export function addEval(program: Command) {
   addKeepChunks(addModelOptions(addBackendOptions(program.command("eval"))
@@ -33,7 +33,7 @@ Examples:
         const tok = loadTokenizer(model.gguf);
         const r = runEval(model, tok, {
           task: o.task as TaskName, length: o.length, samples: o.samples, method: o.method as Method, preset: o.preset, seed: o.seed,
-          layout: o.layout as LayoutName, overrides: { keepChunks: keepChunksOf(o), lowMemory: o.lowMemory === false ? false : undefined, keepWithin: o.keepWithin },
+          layout: o.layout as LayoutName, overrides: { keepChunks: keepChunksOf(o), lowMemory: o.lowMemory === false ? false : undefined, keepWithin: keepWithinOf(o) },
         }, o.json ? undefined : (s, i) => console.error(`sample ${i + 1}/${o.samples} depth ${s.depth.toFixed(2)}: ${s.correct ? "right" : "wrong"} (${JSON.stringify(s.answer)}, expected ${s.expected})${s.needleInKept === null ? "" : s.needleInKept ? ", needle chunk kept" : ", needle chunk dropped"}`));
         const { results, ...summary } = r;
         if (o.json) console.log(JSON.stringify({ ...summary, results }));

@@ -33,12 +33,25 @@ export function intList(min: number) {
   };
 }
 
+/** `--keep-within`: a gap in nats from 0 to 1000, or "all" (kept as the word: commander turns a null into ""). */
+function natsOrAll(value: string): number | "all" {
+  if (value.trim() === "all") return "all";
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1000) throw new InvalidArgumentError(`expected a number of nats from 0 to 1000 or "all", got "${value}"`);
+  return n;
+}
+
 /** `--keep-chunks`, and `--top-k`, its old name (top-k is the sampler's word: `generate --top-k`). */
 export function addKeepChunks(cmd: Command): Command {
   return cmd
     .option("-k, --keep-chunks <n>", "chunks kept for the answer (default: the preset's)", int(1, 4096))
     .option("--top-k <n>", "deprecated: the old name of --keep-chunks", int(1, 4096))
-    .option("--keep-within <nats>", "of the kept chunks, keep only those scored within this many nats of the best (default: all)", num(0, 1000));
+    .option("--keep-within <nats>", "of the kept chunks, keep only those scored within this many nats of the best, or \"all\" (default: the preset's, 1)", natsOrAll);
+}
+
+/** The `keepWithin` that `--keep-within` asks for: a gap, null for "all", undefined for the preset's. */
+export function keepWithinOf(o: { keepWithin?: number | "all" }): number | null | undefined {
+  return o.keepWithin === "all" ? null : o.keepWithin;
 }
 
 /** The chunks kept that `addKeepChunks`'s options ask for, if any. */

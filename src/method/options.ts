@@ -42,7 +42,7 @@ export interface ParallelCompOptions {
   lowMemory: boolean;
   /**
    * Keep fewer chunks when one is far ahead: of the `keepChunks` best, only those whose score is
-   * within this many nats of the best one's stay for the answer (null: all of them, the default).
+   * within this many nats of the best one's stay for the answer (default 1; null: all of them).
    * Not in the paper; issue 18's drift case (a UUID copied right from one chunk, drifting into
    * another's with three in view) is what it is for (models/README.md).
    */
@@ -78,9 +78,14 @@ export const DEFAULTS: ParallelCompOptions = {
   // seventeenth at 128K tokens on the SmolLM2-135M shape, where peak RSS fell from 1116 to 937 MiB
   // for 1.03x the time (docs/performance.md).
   lowMemory: true,
-  // Off: it gained 2 of 100 kv_retrieval answers on the bundled model (64K and 128K, every gap from
-  // 0.02 to 0.5 nats) and lost none, too little to change what every model does by default.
-  keepWithin: null,
+  // 1 nat: a chunk whose presence makes each question token e times likelier than the next best's
+  // does is the one the answer comes from; the others only share out the question's attention
+  // (issue 18's drift: a UUID copied right, then continued from another chunk's). On the bundled
+  // model's kv_retrieval at 128K every gap from 0.1 to 2.3 nats was 50/50 where three chunks made
+  // 49 and the seventh run's 48 and 44 of 47 rose to 50 and 46 (models/README.md); the value's
+  // chunk scored 0.02-0.10, the others 2.4 and more. Questions that need several chunks score
+  // them close together, and they all stay.
+  keepWithin: 1,
   queryRecentTokens: 0,
   eviction: null,
   calibration: null,

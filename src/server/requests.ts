@@ -161,7 +161,11 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     override.maxParallelChunks = num(o, "parallel", 1, 256, true);
     if (o.low_memory !== undefined && typeof o.low_memory !== "boolean") throw bad("parallelcomp.low_memory", "'parallelcomp.low_memory' must be true or false");
     override.lowMemory = o.low_memory as boolean | undefined;
-    override.keepWithin = num(o, "keep_within", 0, 1000, false);
+    const gap = o.keep_within;
+    if (gap !== undefined && gap !== null && gap !== "all" && !(typeof gap === "number" && gap >= 0 && gap <= 1000)) {
+      throw bad("keep_within", `'keep_within' must be a number from 0 to 1000 or "all", got ${JSON.stringify(gap)}`);
+    }
+    override.keepWithin = gap === "all" ? null : (gap as number | undefined | null) ?? undefined;
     if (o.parse_special !== undefined && typeof o.parse_special !== "boolean") throw bad("parallelcomp.parse_special", "'parallelcomp.parse_special' must be true or false");
     override.parseSpecial = o.parse_special === true;
     forceSplit = Object.keys(o).some((k) => k !== "parse_special");
