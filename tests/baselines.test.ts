@@ -48,7 +48,7 @@ test("pcw keeps every chunk: parallelcomp with keepChunks = number of chunks", (
   const r = req(900, 5);
   const p = runMethod("pcw", model, r, { ...o, chunkTokens: 200 });
   assert.equal(p.kept.length, 5);
-  assert.deepEqual(p.tokens, parallelComp(model, r, { ...o, chunkTokens: 200, keepChunks: 5 }).tokens);
+  assert.deepEqual(p.tokens, parallelComp(model, r, { ...o, chunkTokens: 200, keepChunks: 5, keepWithin: null }).tokens);
 });
 
 test("streaming equals full while the input fits its window", () => {

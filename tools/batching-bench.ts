@@ -45,7 +45,7 @@ const context = Array.from({ length }, () => Math.floor(random() * (nVocab - 2))
 const query = Array.from({ length: 32 }, () => Math.floor(random() * (nVocab - 2)));
 const rows: Array<{ parallel: number; seconds: number; tokensPerSecond: number; speedup: number; peakKvMiB: number }> = [];
 for (const p of parallel) {
-  const o = resolveOptions("default", { maxTokens: 4, chunkTokens: chunk, maxParallelChunks: p, keepChunks: 3 });
+  const o = resolveOptions("default", { maxTokens: 4, chunkTokens: chunk, maxParallelChunks: p, keepChunks: 3, keepWithin: null });
   const r = parallelComp(engine, { bos: null, header: [], context, query }, o);
   const tps = length / r.prefillSeconds;
   rows.push({ parallel: p, seconds: r.prefillSeconds, tokensPerSecond: tps, speedup: rows.length ? tps / rows[0].tokensPerSecond : 1, peakKvMiB: r.peakCacheBytes / 2 ** 20 });

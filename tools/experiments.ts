@@ -103,7 +103,7 @@ function lengthBias(task: TaskName, length: number, samples: number) {
     const s = makeSample(task, length, samples === 1 ? 0.5 : i / (samples - 1), 100003 + i, count); // eval's seed 1
     const req = tokenizeRequest(tok, model.gguf, s.request);
     const hooks = { boundary: boundaryOf(tok), stopTokens: tok.eogTokens };
-    const results: ParallelCompResult[] = runs.map((p) => parallelComp(model, req, resolveOptions("default", { keepChunks: p.keepChunks, maxTokens: evalAnswerTokens(count, s.answer) }), hooks));
+    const results: ParallelCompResult[] = runs.map((p) => parallelComp(model, req, resolveOptions("default", { keepChunks: p.keepChunks, keepWithin: null, maxTokens: evalAnswerTokens(count, s.answer) }), hooks));
     const spans = results[0].spans;
     const len = spans.map((x) => x.end - x.start);
     const n = spans.length;
@@ -235,7 +235,7 @@ function drift(length: number, samples: number, layout: LayoutName) {
     const right: boolean[] = [];
     let sorted: number[] = [];
     runs.forEach((p, j) => {
-      const r = parallelComp(model, req, resolveOptions(p.preset, { keepChunks: p.keepChunks, maxTokens: evalAnswerTokens(count, s.answer) }), hooks);
+      const r = parallelComp(model, req, resolveOptions(p.preset, { keepChunks: p.keepChunks, keepWithin: null, maxTokens: evalAnswerTokens(count, s.answer) }), hooks);
       const answer = tok.decode(r.tokens, { skipSpecial: true });
       const ok = isCorrect(s, answer);
       const hit = r.kept.some((k) => holdsAnswer(tok, req.context, r.spans[k.index], s.answer));

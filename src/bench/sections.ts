@@ -110,7 +110,8 @@ export function batchingRows(o: { threads: number; chunks: number; chunkTokens: 
   const model = loadEngine(o.model ?? benchModel("smollm2-135m", GgmlType.F16), { threads: o.threads, backend: o.backend });
   try {
     const req = randomRequest(model.config.nVocab, o.chunks * o.chunkTokens, 24);
-    const run = (preset: string, over: Record<string, number>) => runMethod("parallelcomp", model, req, resolveOptions(preset, { chunkTokens: o.chunkTokens, maxTokens: 1, ...over }));
+    // keepWithin null: the KV per chunk below divides by the chunks asked for, so every one stays.
+    const run = (preset: string, over: Record<string, number>) => runMethod("parallelcomp", model, req, resolveOptions(preset, { chunkTokens: o.chunkTokens, maxTokens: 1, keepWithin: null, ...over }));
     const rate = (parallel: number) => {
       let bestRate = 0;
       for (let i = 0; i < 2; i++) bestRate = Math.max(bestRate, req.context.length / run("default", { keepChunks: 1, maxParallelChunks: parallel }).prefillSeconds);

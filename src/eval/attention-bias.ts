@@ -202,7 +202,7 @@ export interface RequestBias {
 export function requestAttentionBias(model: Model, req: TokenRequest, o: RequestBiasOptions): RequestBias {
   const c = model.config;
   const nChunks = chunkContext(req.context, o.chunkTokens, o.boundary).length;
-  const base = { keepChunks: nChunks, chunkTokens: o.chunkTokens, maxTokens: 0 };
+  const base = { keepChunks: nChunks, keepWithin: null, chunkTokens: o.chunkTokens, maxTokens: 0 };
   const local = new ShareSums(c.nLayers);
   const parallel = new ShareSums(c.nLayers);
   parallelComp(model, req, resolveOptions("default", base), {

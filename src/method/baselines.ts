@@ -73,7 +73,7 @@ export function* runMethodSteps(method: Method, model: Engine, req: TokenRequest
     case "pcw": {
       const chunkTokens = o.chunkTokens ?? chunkBudget(c.nCtxTrain, req, o.maxTokens);
       const nChunks = chunkContext(req.context, chunkTokens, hooks.boundary).length;
-      return yield* parallelCompSteps(model, req, { ...o, keepChunks: nChunks, eviction: null, calibration: null }, hooks);
+      return yield* parallelCompSteps(model, req, { ...o, keepChunks: nChunks, keepWithin: null, eviction: null, calibration: null }, hooks);
     }
     case "ntk": {
       // Dynamic NTK (as in Hugging Face transformers' "dynamic" rope scaling, factor 1):
