@@ -48,11 +48,12 @@ export const LIMITS = {
 
 type Body = Record<string, unknown>;
 
-function num(b: Body, key: string, lo: number, hi: number, integer: boolean): number | undefined {
+/** A number field from lo to hi; `alsoAllowed` names what else the caller takes (for the message). */
+function num(b: Body, key: string, lo: number, hi: number, integer: boolean, alsoAllowed = ""): number | undefined {
   const v = b[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < lo || v > hi) {
-    throw bad(key, `'${key}' must be ${integer ? "an integer" : "a number"} from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+    throw bad(key, `'${key}' must be ${integer ? "an integer" : "a number"} from ${lo} to ${hi}${alsoAllowed}, got ${JSON.stringify(v)}`);
   }
   return v;
 }
@@ -161,11 +162,7 @@ export function parseJob(kind: "chat" | "completion", b: Body): Job {
     override.maxParallelChunks = num(o, "parallel", 1, 256, true);
     if (o.low_memory !== undefined && typeof o.low_memory !== "boolean") throw bad("parallelcomp.low_memory", "'parallelcomp.low_memory' must be true or false");
     override.lowMemory = o.low_memory as boolean | undefined;
-    const gap = o.keep_within;
-    if (gap !== undefined && gap !== null && gap !== "all" && !(typeof gap === "number" && gap >= 0 && gap <= 1000)) {
-      throw bad("keep_within", `'keep_within' must be a number from 0 to 1000 or "all", got ${JSON.stringify(gap)}`);
-    }
-    override.keepWithin = gap === "all" ? null : (gap as number | undefined | null) ?? undefined;
+    override.keepWithin = o.keep_within === "all" ? null : num(o, "keep_within", 0, 1000, false, ' or "all"');
     if (o.parse_special !== undefined && typeof o.parse_special !== "boolean") throw bad("parallelcomp.parse_special", "'parallelcomp.parse_special' must be true or false");
     override.parseSpecial = o.parse_special === true;
     forceSplit = Object.keys(o).some((k) => k !== "parse_special");
