@@ -136,6 +136,17 @@ test("the page shows results.json's values, links valid SVGs, inlines attention-
   fs.rmSync(path.join(out, "attention-bias.md"));
   assert.equal(cli(["sweep", "--page-only", "--out", out]).code, 0);
   assert.equal(fs.readFileSync(path.join(out, "README.md"), "utf8"), md, "same results, same page");
+
+  // What parallelcomp kept is recorded with the run (the retrieval preset: top 2, within 1 nat);
+  // a file written before it was recorded ran without keepWithin, and its page says so.
+  assert.deepEqual(f.settings.keep, { keepChunks: 2, keepWithin: 1 });
+  assert.ok(md.includes("| preset | `retrieval` (parallelcomp keeps the top 2 chunks, of them those scored within 1 nat of the best; pcw keeps all) |"));
+  const saved = fs.readFileSync(RESULTS, "utf8");
+  const { keep, ...older } = f.settings;
+  fs.writeFileSync(RESULTS, JSON.stringify({ ...f, settings: older }));
+  assert.equal(cli(["sweep", "--page-only", "--out", out]).code, 0);
+  assert.ok(fs.readFileSync(path.join(out, "README.md"), "utf8").includes("| preset | `retrieval` (parallelcomp keeps the top 2 chunks; pcw keeps all) |"));
+  fs.writeFileSync(RESULTS, saved);
 });
 
 test("a one-length sweep (the 1M column's shape): findings without a window reference give each method's value at that length", () => {

@@ -14,6 +14,12 @@ const MiB = 2 ** 20;
 const pct = (x: number) => `${Math.round(100 * x)}%`;
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** What parallelcomp kept in a sweep, for the page's preset row. */
+export function keptText(keep: { keepChunks: number; keepWithin: number | null }): string {
+  const top = `parallelcomp keeps the top ${plural(keep.keepChunks, "chunk")}`;
+  return keep.keepWithin === null || keep.keepChunks === 1 ? top : `${top}, of them those scored within ${plural(keep.keepWithin, "nat")} of the best`;
+}
 const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 export const lengthLabel = (l: number) => (l % 1048576 === 0 ? `${l / 1048576}M` : l % 1024 === 0 ? `${l / 1024}K` : String(l));
 
@@ -211,7 +217,8 @@ export async function renderResultsPage(out: string): Promise<string[]> {
     written.push(path.join(out, name));
   };
   const count = (x: Cell["status"]) => f.cells.filter((c) => c.status === x).length;
-  const keepChunks = resolveOptions(st.preset).keepChunks;
+  // Files written before the sweep recorded what it kept ran without keepWithin: the top keepChunks.
+  const keep = st.keep ?? { keepChunks: resolveOptions(st.preset).keepChunks, keepWithin: null };
   const depths = Array.from({ length: st.samples }, (_, i) => (st.samples === 1 ? 0.5 : i / (st.samples - 1)).toFixed(2));
   const bias = path.join(out, "attention-bias.md");
   const hasBias = fs.existsSync(bias);
@@ -227,7 +234,7 @@ export async function renderResultsPage(out: string): Promise<string[]> {
     "",
     table(["", ""], [
       ["model", `\`${f.model.file}\`${f.model.bundled ? " (bundled)" : ""}, sha256 \`${f.model.sha256.slice(0, 12)}\`, trained window ${f.model.nCtxTrain} tokens`],
-      ["preset", `\`${st.preset}\` (parallelcomp keeps the top ${keepChunks} chunk${keepChunks === 1 ? "" : "s"}; pcw keeps all)`],
+      ["preset", `\`${st.preset}\` (${keptText(keep)}; pcw keeps all)`],
       ["samples per cell", `${st.samples}, needle depths ${depths.join(", ")}`],
       ["seed", String(st.seed)],
       ["engine", st.backend ? `${st.backend} (\`--backend ${st.backend}\`; llama.cpp's defaults: F16 KV cache, flash attention auto)` : "native (ours)"],

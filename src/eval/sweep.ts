@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { GgufFile } from "../gguf/reader.js";
 import { readConfig } from "../model/config.js";
 import { METHODS, type Method } from "../method/baselines.js";
+import { resolveOptions } from "../method/options.js";
 import type { TaskName } from "./tasks.js";
 import type { SampleResult } from "./run.js";
 
@@ -66,6 +67,10 @@ export interface SweepSettings {
   force: boolean; // run every cell: no skip rule, no stop
   out: string; // as given, for the regenerate command
   backend?: string; // the engine when not native
+  /** What the preset kept, recorded at run time so a later default cannot change an older page:
+   * the top `keepChunks`, of them those scored within `keepWithin` nats of the best (null: all).
+   * Absent in files written before it was recorded (then: the top keepChunks, no keepWithin). */
+  keep?: { keepChunks: number; keepWithin: number | null };
 }
 
 export interface ModelInfo {
@@ -302,10 +307,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepFile> {
   const say = o.onLine ?? ((s: string) => process.stderr.write(s + "\n"));
   if (o.tasks.length === 0 || o.methods.length === 0 || o.lengths.length === 0) throw new Error("the sweep needs at least one task, one length and one method");
   const model = modelInfo(o.model, o.bundled);
+  const resolved = resolveOptions(o.preset);
   const settings: SweepSettings = {
     tasks: o.tasks, lengthSpec: o.lengths, lengths: resolveLengths(o.lengths, model.nCtxTrain), methods: o.methods, preset: o.preset,
     samples: o.samples, seed: o.seed, threads: o.threads, maxCellSeconds: o.maxCellSeconds, quadraticLimit: o.quadraticLimit, force: o.force, out: o.out,
     ...(o.backend && o.backend !== "native" ? { backend: o.backend } : {}),
+    keep: { keepChunks: resolved.keepChunks, keepWithin: resolved.keepWithin },
   };
   const earlier = new Map<string, DoneCell>();
   let started = new Date().toISOString();
