@@ -140,7 +140,7 @@ test("--keep-within takes nats or \"all\"; anything else is one error naming the
   assert.deepEqual([count("all"), count("5")], [3, 3]);
   const bad = run("none");
   assert.notEqual(bad.code, 0);
-  assert.match(bad.err, /'--keep-within <nats>' argument 'none' is invalid\. expected a number of nats from 0 to 1000 or "all", got "none"/);
+  assert.match(bad.err, /'--keep-within <nats>' argument 'none' is invalid\. expected a number from 0 to 1000 or "all", got "none"/);
 });
 
 test("ask says on stderr when the answer was cut at --max-tokens, and not when it ended", () => {

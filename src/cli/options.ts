@@ -17,10 +17,11 @@ export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-export function num(min: number, max = Infinity) {
+/** A number from min to max; `alsoAllowed` names, in the error, what else the caller accepts. */
+export function num(min: number, max = Infinity, alsoAllowed = "") {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got "${value}"`);
+    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}${alsoAllowed}, got "${value}"`);
     return n;
   };
 }
@@ -35,10 +36,7 @@ export function intList(min: number) {
 
 /** `--keep-within`: a gap in nats from 0 to 1000, or "all" (kept as the word: commander turns a null into ""). */
 function natsOrAll(value: string): number | "all" {
-  if (value.trim() === "all") return "all";
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1000) throw new InvalidArgumentError(`expected a number of nats from 0 to 1000 or "all", got "${value}"`);
-  return n;
+  return value.trim() === "all" ? "all" : num(0, 1000, ' or "all"')(value);
 }
 
 /** `--keep-chunks`, and `--top-k`, its old name (top-k is the sampler's word: `generate --top-k`). */
