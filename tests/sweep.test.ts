@@ -196,6 +196,14 @@ test("--resume keeps the done cells (a planted value survives) and runs only the
   assert.equal(seed4.code, 0, seed4.err);
   assert.ok(!seed4.err.includes("kept from"), seed4.err);
   assert.equal(read().cells.length, 1);
+  // A file that kept other chunks under the same preset name (here: written before keepWithin
+  // was recorded) has no cell of this run either.
+  const { keep, ...older } = read().settings;
+  fs.writeFileSync(RESULTS, JSON.stringify({ ...read(), settings: older }));
+  const again = cli([...SWEEP.map((a) => (a === "3" ? "4" : a)), "--resume", "--methods", "truncate", "--lengths", "256"]);
+  assert.equal(again.code, 0, again.err);
+  assert.ok(again.err.includes("kept other chunks") && !again.err.includes("kept from"), again.err);
+  assert.deepEqual(read().settings.keep, keep);
 });
 
 test("bad input gets one clear error", () => {

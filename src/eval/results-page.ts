@@ -14,14 +14,14 @@ const MiB = 2 ** 20;
 const pct = (x: number) => `${Math.round(100 * x)}%`;
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+export const lengthLabel = (l: number) => (l % 1048576 === 0 ? `${l / 1048576}M` : l % 1024 === 0 ? `${l / 1024}K` : String(l));
 
 /** What parallelcomp kept in a sweep, for the page's preset row. */
-export function keptText(keep: { keepChunks: number; keepWithin: number | null }): string {
+function keptText(keep: { keepChunks: number; keepWithin: number | null }): string {
   const top = `parallelcomp keeps the top ${plural(keep.keepChunks, "chunk")}`;
   return keep.keepWithin === null || keep.keepChunks === 1 ? top : `${top}, of them those scored within ${plural(keep.keepWithin, "nat")} of the best`;
 }
-const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
-export const lengthLabel = (l: number) => (l % 1048576 === 0 ? `${l / 1048576}M` : l % 1024 === 0 ? `${l / 1024}K` : String(l));
 
 /** 95% Wilson score interval of k successes in n. */
 export function wilson(k: number, n: number): [number, number] {

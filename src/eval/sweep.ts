@@ -319,7 +319,13 @@ export async function runSweep(o: SweepOptions): Promise<SweepFile> {
   if (o.resume && fs.existsSync(resultsPath(o.out))) {
     const f = readResults(o.out);
     started = f.started;
-    for (const c of f.cells) if (c.status === "done") earlier.set(cellKey(c), c);
+    // A cell's key names its preset, not what the preset kept then: a file that kept otherwise
+    // (or did not record it: before keepWithin) has no cell of this run.
+    if (JSON.stringify(f.settings.keep) === JSON.stringify(settings.keep)) {
+      for (const c of f.cells) if (c.status === "done") earlier.set(cellKey(c), c);
+    } else {
+      say(`the cells of ${resultsPath(o.out)} kept other chunks (${JSON.stringify(f.settings.keep ?? "top N, no keepWithin")}) and are dropped`);
+    }
   }
   const file: SweepFile = { format: RESULTS_FORMAT, model, machine: machineInfo(o.threads), settings, started, updated: started, cells: [] };
   const plan: CellId[] = [];
