@@ -6,7 +6,11 @@
 //   npm run build && node dist/tools/decode-steadiness.js FILE [threads (2)] [runs (4)]
 //
 // Each run: a fresh cache, a 512-token prefill, then 32 single-token steps; prints the min,
-// median and max step time. Then twelve streaming reads of 512 MiB at the same thread count.
+// median and max step time, and the machine's streaming read just before and just after the
+// steps (the decode is bound by memory bandwidth, which other guests on the host share): the
+// spread of the medians, and the spread of the decode's read rate as a share of the streaming
+// read around it (the engine's own steadiness, with the machine's bandwidth taken out). Then
+// twelve streaming reads of 512 MiB at the same thread count.
 
 import { loadModel } from "../src/model/model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
@@ -35,11 +39,37 @@ if (!file) {
 }
 const threads = Number(threadsArg);
 const model = loadModel(file, { threads });
+const native = loadNativeKernels();
+const stream = "kernels" in native ? native.kernels : null;
+const streamBuf = new Uint8Array(256 * 2 ** 20).fill(1);
+/** The machine's streaming read now, at the decode's thread count: the best of three reads of
+ *  256 MiB, in GB/s (the same pool the decode uses, so setThreads is already `threads`). */
+const streamNow = (): number => {
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    stream!.streamRead(streamBuf);
+    best = Math.max(best, streamBuf.length / ((performance.now() - t0) * 1e6));
+  }
+  return best;
+};
+/** Largest distance from the median, as a fraction. */
+const spreadOf = (v: number[]) => {
+  const med = [...v].sort((a, b) => a - b)[v.length >> 1];
+  return Math.max(...v.map((x) => Math.abs(x / med - 1)));
+};
+// A decode step reads about the whole file (every weight once; the tied output head reads the
+// embedding table), so file bytes / step time is the decode's read rate.
+const stepBytes = fs.statSync(file).size;
 const n = 512;
 const prompt = Array.from({ length: n }, (_, i) => (i * 7919) % (model.config.nVocab - 2));
+const medians: number[] = [];
+const shares: number[] = [];
+const reads: number[] = [];
 for (let r = 0; r < Number(runsArg); r++) {
   const cache = model.newCache({ capacity: n + 64 });
   model.forward(cache, sequenceBatch(prompt));
+  const before = stream ? streamNow() : 0;
   const ms: number[] = [];
   const ticks = cpuTicks();
   for (let i = 0; i < 32; i++) {
@@ -47,11 +77,24 @@ for (let r = 0; r < Number(runsArg); r++) {
     model.forward(cache, sequenceBatch([5 + i], { pos0: n + i }));
     ms.push(performance.now() - t0);
   }
+  const tickText = ticksSince(ticks);
+  const after = stream ? streamNow() : 0;
   ms.sort((a, b) => a - b);
-  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${ticksSince(ticks)} ticks`);
+  medians.push(ms[16]);
+  const rate = stepBytes / (ms[16] * 1e6);
+  let share = "";
+  if (stream) {
+    shares.push(rate / ((before + after) / 2));
+    reads.push(before, after);
+    share = `; decode reads ${rate.toFixed(1)} GB/s, the streaming read around it ${before.toFixed(1)} and ${after.toFixed(1)} GB/s: ${(100 * shares[r]).toFixed(0)}% of it`;
+  }
+  console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${tickText} ticks${share}`);
 }
+console.log(`median steps: largest distance from their median ${(100 * spreadOf(medians)).toFixed(1)}%`);
+if (reads.length) console.log(`the streaming reads around the runs: ${Math.min(...reads).toFixed(1)}-${Math.max(...reads).toFixed(1)} GB/s, largest distance from their median ${(100 * spreadOf(reads)).toFixed(1)}%`);
+if (shares.length) console.log(`decode's share of the streaming read: largest distance from its median ${(100 * spreadOf(shares)).toFixed(1)}%`);
 model.close();
-const k = loadNativeKernels();
+const k = native;
 if ("kernels" in k) {
   k.kernels.setThreads(threads);
   const buf = new Uint8Array(512 * 2 ** 20).fill(1);
