@@ -15,6 +15,7 @@
 import { loadModel } from "../src/model/model.js";
 import { sequenceBatch } from "../src/engine/batch.js";
 import { loadNativeKernels } from "../src/kernels/native.js";
+import { spreadFromMedian } from "../src/bench/bench.js";
 import fs from "node:fs";
 
 /** The machine's steal and idle time so far, in clock ticks (/proc/stat's first line; 0s off Linux). */
@@ -53,11 +54,6 @@ const streamNow = (): number => {
   }
   return best;
 };
-/** Largest distance from the median, as a fraction. */
-const spreadOf = (v: number[]) => {
-  const med = [...v].sort((a, b) => a - b)[v.length >> 1];
-  return Math.max(...v.map((x) => Math.abs(x / med - 1)));
-};
 // A decode step reads about the whole file (every weight once; the tied output head reads the
 // embedding table), so file bytes / step time is the decode's read rate.
 const stepBytes = fs.statSync(file).size;
@@ -90,48 +86,44 @@ for (let r = 0; r < Number(runsArg); r++) {
   }
   console.log(`run ${r}: step min ${ms[0].toFixed(1)} median ${ms[16].toFixed(1)} max ${ms[31].toFixed(1)} ms; ${tickText} ticks${share}`);
 }
-console.log(`median steps: largest distance from their median ${(100 * spreadOf(medians)).toFixed(1)}%`);
-if (reads.length) console.log(`the streaming reads around the runs: ${Math.min(...reads).toFixed(1)}-${Math.max(...reads).toFixed(1)} GB/s, largest distance from their median ${(100 * spreadOf(reads)).toFixed(1)}%`);
-if (shares.length) console.log(`decode's share of the streaming read: largest distance from its median ${(100 * spreadOf(shares)).toFixed(1)}%`);
+console.log(`median steps: largest distance from their median ${(100 * spreadFromMedian(medians)).toFixed(1)}%`);
+if (reads.length) console.log(`the streaming reads around the runs: ${Math.min(...reads).toFixed(1)}-${Math.max(...reads).toFixed(1)} GB/s, largest distance from their median ${(100 * spreadFromMedian(reads)).toFixed(1)}%`);
+if (shares.length) console.log(`decode's share of the streaming read: largest distance from its median ${(100 * spreadFromMedian(shares)).toFixed(1)}%`);
 model.close();
-const k = native;
-if ("kernels" in k) {
-  k.kernels.setThreads(threads);
+if (stream) {
+  stream.setThreads(threads);
   const buf = new Uint8Array(512 * 2 ** 20).fill(1);
   const rates: string[] = [];
   for (let i = 0; i < 12; i++) {
     const t0 = performance.now();
-    k.kernels.streamRead(buf);
+    stream.streamRead(buf);
     rates.push((buf.length / ((performance.now() - t0) * 1e6)).toFixed(1));
   }
   console.log(`streaming read 512 MiB, ${threads} threads: ${rates.join(" ")} GB/s`);
   // Work that touches no DRAM, in rounds shaped like decode runs: if these shift round to round
   // at N threads and not at 1, the machine (how its vCPUs are scheduled) moves, not the engine.
-  const kk = k.kernels;
   const rounds = (label: string, nIn: number, T: number, calls: number) => {
     const w = new Uint8Array(nIn * nIn * 4);
     new Float32Array(w.buffer).forEach((_, i, a) => (a[i] = ((i * 2654435761) % 1000) / 1000 - 0.5));
     const x = new Float32Array(T * nIn).fill(0.25);
     const y = new Float32Array(T * nIn);
     for (const nth of [1, threads]) {
-      kk.setThreads(nth);
+      stream.setThreads(nth);
       const per: number[] = [];
       const ticks: string[] = [];
       for (let r = 0; r < 8; r++) {
         const t0 = performance.now();
         const k0 = cpuTicks();
-        for (let c = 0; c < calls; c++) kk.matmul({ w, type: 0, nOut: nIn, nIn, x, T, y });
+        for (let c = 0; c < calls; c++) stream.matmul({ w, type: 0, nOut: nIn, nIn, x, T, y });
         per.push((performance.now() - t0) / calls);
         ticks.push(ticksSince(k0));
       }
-      const sorted = [...per].sort((a, b) => a - b);
-      const med = sorted[4];
-      const spread = Math.max(...per.map((v) => Math.abs(v / med - 1)));
+      const spread = spreadFromMedian(per);
       console.log(`${label}, ${nth} thread(s), 8 rounds of ${calls} calls: ${per.map((v) => (v * 1000).toFixed(0)).join(" ")} us per call; largest distance from the median ${(100 * spread).toFixed(1)}%`);
       console.log(`  per round: ${ticks.join("; ")} ticks`);
     }
   };
   rounds("F32 matmul 512x512, 1 token (cache-resident, thread hand-offs as in decode)", 512, 1, 4000);
   rounds("F32 matmul 1024x1024, 64 tokens (compute-bound)", 1024, 64, 40);
-  kk.setThreads(threads);
+  stream.setThreads(threads);
 }

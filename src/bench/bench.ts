@@ -43,6 +43,12 @@ export interface BenchRow {
   note?: string;
 }
 
+/** The largest distance of one value from the values' median, as a share of the median. */
+export function spreadFromMedian(values: number[]): number {
+  const median = [...values].sort((a, b) => a - b)[values.length >> 1];
+  return Math.max(...values.map((v) => Math.abs(v / median - 1)));
+}
+
 /**
  * Times `fn`: one warm-up call, then runs until at least 3 were timed and `minMs` have passed
  * (at most `maxRuns`). The best run is the figure the benchmarks report (least disturbed by
@@ -122,8 +128,7 @@ export async function engineRows(o: EngineBenchOptions, log: (line: string) => v
  */
 function decodeSpread(label: string, runs: number, decode: () => number): BenchRow {
   const rates = Array.from({ length: runs }, decode);
-  const median = [...rates].sort((a, b) => a - b)[runs >> 1];
-  const spread = Math.max(...rates.map((r) => Math.abs(r - median))) / median;
+  const spread = spreadFromMedian(rates);
   return {
     what: `${label} decode spread %, ${runs} runs`, ours: 100 * spread, reference: null, referenceName: `${rates.map((r) => r.toFixed(1)).join(" ")} tok/s`,
     ratio: spread, target: { max: 0.1 },
